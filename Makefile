@@ -1,0 +1,32 @@
+# The README's two commands: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test lint typecheck unit e2e bench bench-smoke clean
+
+$(BIN)/timerd: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+## install into .venv and run the daemon on its defaults (127.0.0.1:8000)
+run: $(BIN)/timerd
+	$(BIN)/timerd serve
+
+## install what the tests need, then lint, type-check and run every test
+test: $(BIN)/timerd
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+unit: $(BIN)/timerd
+	$(BIN)/pytest -m 'not e2e'
+
+e2e: $(BIN)/timerd
+	$(BIN)/pytest -m e2e
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""Allow `python -m timerd`."""
+
+from timerd.cli import main
+
+main()

@@ -1,0 +1,372 @@
+"""The HTTP API: routes, body checks and RFC 9457 problem+json errors.
+
+Handlers parse and validate, call the service, and shape JSON. No SQL and no heap here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from timerd.errors import (
+    BadRequest,
+    FieldError,
+    NotFound,
+    PayloadTooLarge,
+    TimerdError,
+    Unavailable,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from timerd.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from timerd.models import Status, Timer, is_plausible_id
+from timerd.openapi import openapi_document
+from timerd.service import TimerService
+from timerd.store import Cursor, IdempotencyRecord
+from timerd.validation import BodyLimits, parse_batch, parse_create, parse_patch
+
+log = logging.getLogger(__name__)
+
+
+PROBLEM_TYPE = "application/problem+json"
+JSON_TYPE = "application/json"
+ROUTE_CREATE = "POST /timers"
+ROUTE_BATCH = "POST /timers/batch"
+_HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}
+
+
+@dataclass(frozen=True, slots=True)
+class ApiLimits:
+    """Request limits the handlers enforce."""
+
+    body: BodyLimits
+    batch_max: int
+    list_limit_max: int
+    retention_s: float
+
+
+SERVICE = web.AppKey("service", TimerService)
+LIMITS = web.AppKey("limits", ApiLimits)
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=json.dumps(data).encode(), status=status, content_type=JSON_TYPE, headers=headers
+    )
+
+
+def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> web.Response:
+    """Return an RFC 9457 problem+json response."""
+    body = {
+        "type": f"urn:timerd:problem:{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    body.update(extra)
+    headers = {}
+    if "retry_after" in extra:
+        headers["Retry-After"] = str(extra.pop("retry_after"))
+        body.pop("retry_after")
+    return web.Response(
+        body=json.dumps(body).encode(), status=status, content_type=PROBLEM_TYPE, headers=headers
+    )
+
+
+def error_response(error: TimerdError) -> web.Response:
+    """Turn a TimerdError into its problem+json response."""
+    extra: dict[str, Any] = {}
+    if isinstance(error, ValidationFailed):
+        extra["errors"] = [{"field": e.field, "message": e.message} for e in error.errors]
+    if isinstance(error, Unavailable):
+        extra["retry_after"] = error.retry_after_s
+    return problem(error.status, error.type_slug, error.title, error.detail, **extra)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every error as problem+json; nothing escapes as a 500 with a traceback."""
+    try:
+        return await handler(request)
+    except TimerdError as error:
+        return error_response(error)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        slug = _HTTP_SLUGS.get(exc.status, "http-error")
+        detail = exc.text if exc.status not in _HTTP_SLUGS else _http_detail(exc, request)
+        return problem(exc.status, slug, exc.reason, detail or exc.reason)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem(500, "internal", "Internal error", "An unexpected error was logged.")
+
+
+def _http_detail(exc: web.HTTPException, request: web.Request) -> str:
+    if exc.status == 404:
+        return f"No route {request.path}."
+    if exc.status == 405:
+        allowed = ", ".join(sorted(getattr(exc, "allowed_methods", ()) or ()))
+        return f"{request.method} is not allowed on {request.path}; allowed: {allowed}."
+    return "The request body is larger than the configured limit."
+
+
+async def _read_json(request: web.Request) -> Any:
+    if request.content_type != JSON_TYPE:
+        raise UnsupportedMediaType("Send the body with Content-Type: application/json.")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge("The request body is larger than the configured limit.") from None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise BadRequest("The body is not valid JSON.") from None
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not all(0x20 <= ord(c) <= 0x7E for c in key):
+        raise ValidationFailed(
+            [FieldError("Idempotency-Key", "must be 1 to 255 printable ASCII characters")]
+        )
+    return key
+
+
+def _body_hash(body: Any) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(record: IdempotencyRecord, body_hash: str) -> web.Response:
+    if record.body_hash != body_hash:
+        raise ValidationFailed(
+            [FieldError("Idempotency-Key", "was used before with a different body")]
+        )
+    headers = {"Idempotent-Replayed": "true"}
+    data = json.loads(record.response)
+    if "id" in data:
+        headers["Location"] = f"/timers/{data['id']}"
+    return _json(data, record.status, headers)
+
+
+async def _create_idempotently(
+    request: web.Request,
+    route: str,
+    body: Any,
+    create: Callable[[Callable[[list[Timer]], IdempotencyRecord] | None], Awaitable[list[Timer]]],
+    answer: Callable[[list[Timer]], dict[str, Any]],
+) -> tuple[list[Timer] | None, web.Response | None]:
+    """Run `create` once per Idempotency-Key; return the timers, or a replayed response."""
+    key = _idempotency_key(request)
+    if key is None:
+        return await create(None), None
+    service = request.app[SERVICE]
+    body_hash = _body_hash(body)
+    with service.idempotency_slot(route, key):
+        record = await service.store.get_idempotency(route, key)
+        if record and record.created_at >= service.clock.now() - request.app[LIMITS].retention_s:
+            return None, _replay(record, body_hash)
+
+        def make_record(timers: list[Timer]) -> IdempotencyRecord:
+            return IdempotencyRecord(
+                route, key, body_hash, 201, json.dumps(answer(timers)), service.clock.now()
+            )
+
+        return await create(make_record), None
+
+
+async def create_timer(request: web.Request) -> web.Response:
+    """POST /timers."""
+    service, limits = request.app[SERVICE], request.app[LIMITS]
+    body = await _read_json(request)
+    spec = parse_create(body, now=service.clock.now(), limits=limits.body)
+    timers, replay = await _create_idempotently(
+        request,
+        ROUTE_CREATE,
+        body,
+        lambda record: service.create([spec], record),
+        lambda timers: {"id": timers[0].id},
+    )
+    if replay is not None:
+        return replay
+    assert timers is not None
+    tid = timers[0].id
+    return _json({"id": tid}, 201, {"Location": f"/timers/{tid}"})
+
+
+async def create_batch(request: web.Request) -> web.Response:
+    """POST /timers/batch: all or nothing, one transaction."""
+    service, limits = request.app[SERVICE], request.app[LIMITS]
+    body = await _read_json(request)
+    specs = parse_batch(
+        body, now=service.clock.now(), limits=limits.body, max_items=limits.batch_max
+    )
+    timers, replay = await _create_idempotently(
+        request,
+        ROUTE_BATCH,
+        body,
+        lambda record: service.create(specs, record),
+        lambda timers: {"ids": [t.id for t in timers]},
+    )
+    if replay is not None:
+        return replay
+    assert timers is not None
+    return _json({"ids": [t.id for t in timers]}, 201)
+
+
+def _timer_id(request: web.Request) -> str:
+    timer_id = request.match_info["id"]
+    if not is_plausible_id(timer_id):
+        raise NotFound(f"no timer {timer_id[:80]}")
+    return timer_id
+
+
+async def get_timer(request: web.Request) -> web.Response:
+    """GET /timers/<id>."""
+    service = request.app[SERVICE]
+    timer = await service.get(_timer_id(request))
+    return _json(timer.to_json(service.clock.now()))
+
+
+async def cancel_timer(request: web.Request) -> web.Response:
+    """DELETE /timers/<id>."""
+    service = request.app[SERVICE]
+    timer = await service.cancel(_timer_id(request))
+    return _json(timer.to_json(service.clock.now()))
+
+
+async def fire_timer(request: web.Request) -> web.Response:
+    """POST /timers/<id>/fire."""
+    service = request.app[SERVICE]
+    timer = await service.fire_now(_timer_id(request))
+    return _json(timer.to_json(service.clock.now()), 202)
+
+
+async def patch_timer(request: web.Request) -> web.Response:
+    """PATCH /timers/<id>."""
+    service, limits = request.app[SERVICE], request.app[LIMITS]
+    timer_id = _timer_id(request)
+    body = await _read_json(request)
+    patch = parse_patch(body, now=service.clock.now(), limits=limits.body)
+    timer = await service.reschedule(timer_id, patch)
+    return _json(timer.to_json(service.clock.now()))
+
+
+async def timer_attempts(request: web.Request) -> web.Response:
+    """GET /timers/<id>/attempts."""
+    service = request.app[SERVICE]
+    attempts = await service.attempts(_timer_id(request))
+    return _json({"attempts": [a.to_json() for a in attempts]})
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    """Return an opaque, URL-safe page cursor."""
+    raw = json.dumps([cursor[0], cursor[1]], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> Cursor:
+    """Parse a cursor made by `encode_cursor`; raise ValidationFailed if it is not one."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        at, tid = json.loads(raw)
+        if isinstance(at, bool) or not isinstance(at, int | float) or not isinstance(tid, str):
+            raise ValueError
+        return float(at), tid
+    except (ValueError, TypeError, binascii.Error, RecursionError):
+        raise ValidationFailed([FieldError("cursor", "is not a cursor from this API")]) from None
+
+
+async def list_timers(request: web.Request) -> web.Response:
+    """GET /timers?status=&limit=&cursor=."""
+    service, limits = request.app[SERVICE], request.app[LIMITS]
+    query = request.query
+    errors: list[FieldError] = []
+    status: Status | None = None
+    raw_status = query.get("status", "all")
+    if raw_status != "all":
+        try:
+            status = Status(raw_status)
+        except ValueError:
+            names = ", ".join([*(s.value for s in Status), "all"])
+            errors.append(FieldError("status", f"must be one of {names}"))
+    limit = 100
+    raw_limit = query.get("limit")
+    if raw_limit is not None:
+        if raw_limit.isdigit() and 1 <= int(raw_limit) <= limits.list_limit_max:
+            limit = int(raw_limit)
+        else:
+            errors.append(
+                FieldError("limit", f"must be an integer from 1 to {limits.list_limit_max}")
+            )
+    after = None
+    raw_cursor = query.get("cursor")
+    if raw_cursor:
+        try:
+            after = decode_cursor(raw_cursor)
+        except ValidationFailed as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise ValidationFailed(errors)
+    page = await service.list_timers(status, limit + 1, after)
+    more = len(page) > limit
+    page = page[:limit]
+    now = service.clock.now()
+    next_cursor = encode_cursor((page[-1].fire_at, page[-1].id)) if more else None
+    return _json({"timers": [t.to_json(now) for t in page], "next_cursor": next_cursor})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """GET /healthz: alive and ready (the database is open and the loop turns)."""
+    return _json({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """GET /metrics in the Prometheus text format."""
+    service = request.app[SERVICE]
+    await service.refresh_gauges()
+    return web.Response(
+        body=service.metrics.render(), headers={"Content-Type": METRICS_CONTENT_TYPE}
+    )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """GET /openapi.json."""
+    return _json(openapi_document())
+
+
+def add_routes(app: web.Application) -> None:
+    """Register every route of SPEC.md on `app`."""
+    app.router.add_post("/timers/batch", create_batch)
+    app.router.add_post("/timers", create_timer)
+    app.router.add_get("/timers", list_timers, allow_head=False)
+    app.router.add_get("/timers/{id}", get_timer, allow_head=False)
+    app.router.add_delete("/timers/{id}", cancel_timer)
+    app.router.add_patch("/timers/{id}", patch_timer)
+    app.router.add_post("/timers/{id}/fire", fire_timer)
+    app.router.add_get("/timers/{id}/attempts", timer_attempts, allow_head=False)
+    app.router.add_get("/healthz", healthz, allow_head=False)
+    app.router.add_get("/metrics", metrics, allow_head=False)
+    app.router.add_get("/openapi.json", openapi, allow_head=False)
+
+
+def build_api(service: TimerService, limits: ApiLimits, max_body_bytes: int) -> web.Application:
+    """Return the aiohttp application serving the API over `service`."""
+    app = web.Application(middlewares=[problem_middleware], client_max_size=max_body_bytes)
+    app[SERVICE] = service
+    app[LIMITS] = limits
+    add_routes(app)
+    return app

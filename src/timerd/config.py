@@ -1,0 +1,195 @@
+"""Settings: each declared once with its default and help, loaded with a fixed precedence.
+
+Lowest to highest: built-in defaults, the TOML file, `TIMERD_*` environment variables,
+command-line flags. One name everywhere: field `grace_s` is TOML `grace_s`, env
+`TIMERD_GRACE_S` and flag `--grace-s`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from timerd.errors import ConfigError
+
+APP_NAME = "timerd"
+ENV_PREFIX = "TIMERD_"
+TEN_YEARS_S = 10 * 365.25 * 86400
+SYNCHRONOUS_MODES = ("off", "normal", "full", "extra")
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def default_db_path() -> Path:
+    """Return the database path in the platform's user data folder."""
+    return platformdirs.user_data_path(APP_NAME) / "timerd.db"
+
+
+def default_config_path() -> Path:
+    """Return the config file path in the platform's user config folder."""
+    return platformdirs.user_config_path(APP_NAME) / "timerd.toml"
+
+
+def _setting(default: Any, help: str, **kw: Any) -> Any:
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of the daemon."""
+
+    host: str = _setting("127.0.0.1", "Address to listen on.")
+    port: int = _setting(8000, "TCP port to listen on; 0 picks a free one.", min=0, max=65535)
+    db: Path = _setting(
+        Path("~timerd-default"), "SQLite database file (default: the user data folder)."
+    )
+    synchronous: str = _setting(
+        "full",
+        "SQLite synchronous mode; 'full' survives power loss, 'normal' only process crashes.",
+        choices=SYNCHRONOUS_MODES,
+    )
+    max_delay_s: float = _setting(TEN_YEARS_S, "Longest delay a timer may have.", min=0)
+    max_body_bytes: int = _setting(1_048_576, "Largest request body accepted.", min=1024)
+    max_url_length: int = _setting(2048, "Longest webhook URL accepted.", min=16)
+    batch_max: int = _setting(1000, "Most timers in one POST /timers/batch.", min=1)
+    list_limit_max: int = _setting(1000, "Largest page size of GET /timers.", min=1)
+    max_attempts: int = _setting(8, "Delivery attempts before a timer is failed.", min=1)
+    attempt_timeout_s: float = _setting(10.0, "Time limit of one delivery attempt.", min=0.001)
+    backoff_base_s: float = _setting(1.0, "Delay before the first retry; doubles each time.", min=0)
+    backoff_max_s: float = _setting(600.0, "Longest delay between two attempts.", min=0)
+    retry_after_max_s: float = _setting(
+        3600.0, "Cap on a receiver's Retry-After before the next attempt.", min=0
+    )
+    max_in_flight: int = _setting(512, "Most webhook requests in flight at once.", min=1)
+    max_per_host: int = _setting(128, "Most webhook requests in flight to one host.", min=1)
+    dispatch_queue_max: int = _setting(
+        20_000, "Most due timers waiting for a delivery slot.", min=1
+    )
+    catchup_rate_per_s: float = _setting(
+        10_000.0, "Deliveries per second for timers that fell due while timerd was down.", min=1
+    )
+    window_s: float = _setting(
+        60.0, "Timers due within this many seconds are held in memory.", min=1
+    )
+    window_max: int = _setting(50_000, "Most timers held in memory at once.", min=100)
+    write_queue_max: int = _setting(
+        50_000, "Most writes waiting for a commit before creates get 503.", min=10
+    )
+    grace_s: float = _setting(10.0, "On shutdown, how long in-flight deliveries may finish.", min=0)
+    attempts_kept: int = _setting(20, "Delivery attempts kept in each timer's history.", min=1)
+    idempotency_retention_s: float = _setting(
+        86_400.0, "How long an Idempotency-Key is remembered.", min=1
+    )
+    log_level: str = _setting("info", "Least severe log level shown.", choices=LOG_LEVELS)
+    log_format: str = _setting("text", "Log format: plain text or JSON lines.", choices=LOG_FORMATS)
+
+    def __post_init__(self) -> None:
+        if self.db == Path("~timerd-default"):
+            object.__setattr__(self, "db", default_db_path())
+        else:
+            object.__setattr__(self, "db", self.db.expanduser())
+
+
+def setting_fields() -> list[dataclasses.Field[Any]]:
+    """Return the declared settings, in order."""
+    return list(fields(Settings))
+
+
+def env_name(name: str) -> str:
+    """Return the environment variable of a setting."""
+    return ENV_PREFIX + name.upper()
+
+
+def load_settings(
+    *,
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build Settings from defaults, the TOML file, `TIMERD_*` env and `overrides` (flags).
+
+    Raises ConfigError with one readable line for an unreadable file, an unknown key or a
+    bad value.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = config_file or _env_path(env.get(ENV_PREFIX + "CONFIG"))
+    if path is None and default_config_path().is_file():
+        path = default_config_path()
+    if path is not None:
+        values.update(_read_toml(path))
+    for f in setting_fields():
+        raw = env.get(env_name(f.name))
+        if raw is not None and raw != "":
+            values[f.name] = _coerce(f, raw, env_name(f.name))
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = value
+    by_name = {f.name: f for f in setting_fields()}
+    checked = {name: _coerce(by_name[name], value, name) for name, value in values.items()}
+    return Settings(**checked)
+
+
+def _env_path(raw: str | None) -> Path | None:
+    return Path(raw).expanduser() if raw else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    known = {f.name for f in setting_fields()}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown setting {unknown[0]!r}")
+    return data
+
+
+def _coerce(f: dataclasses.Field[Any], value: Any, source: str) -> Any:
+    """Convert `value` to the field's type and check its bounds."""
+    kind = f.type if isinstance(f.type, str) else f.type.__name__
+    try:
+        if kind == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            result: Any = int(value)
+        elif kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            result = float(value)
+            if not math.isfinite(result):
+                raise ValueError
+        elif kind == "Path":
+            if not isinstance(value, str | Path) or str(value) == "":
+                raise ValueError
+            result = Path(value).expanduser()
+        else:
+            if not isinstance(value, str):
+                raise ValueError
+            result = value.lower() if "choices" in f.metadata else value
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: expected {_kind_name(kind)}, got {value!r}") from None
+    meta = f.metadata
+    if "choices" in meta and result not in meta["choices"]:
+        raise ConfigError(f"{source}: must be one of {', '.join(meta['choices'])}, got {value!r}")
+    if "min" in meta and result < meta["min"]:
+        raise ConfigError(f"{source}: must be at least {meta['min']}, got {value!r}")
+    if "max" in meta and result > meta["max"]:
+        raise ConfigError(f"{source}: must be at most {meta['max']}, got {value!r}")
+    return result
+
+
+def _kind_name(kind: str) -> str:
+    return {"int": "an integer", "float": "a number", "Path": "a path"}.get(kind, "a string")

@@ -1,0 +1,185 @@
+"""The daemon's lifecycle: build the app, serve, stop on a signal, exit with a code.
+
+`run(settings)` is what `timerd serve` calls and what tests can call too: startup, wait for
+a signal, shutdown. A signal handler only sets a flag; a second one forces the exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from timerd import sdnotify
+from timerd.api import ApiLimits, build_api
+from timerd.clock import Clock, SystemClock
+from timerd.config import Settings
+from timerd.delivery import Deliverer, DeliveryPolicy
+from timerd.errors import TimerdError
+from timerd.locking import DatabaseLock
+from timerd.logs import configure_logging
+from timerd.metrics import Metrics
+from timerd.service import ServiceLimits, TimerService
+from timerd.store import SqliteStore
+from timerd.validation import BodyLimits
+
+log = logging.getLogger(__name__)
+
+
+def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    """Return the application; the store opens and the due loop starts with it."""
+    clock = clock or SystemClock()
+    metrics = Metrics()
+    store = SqliteStore(
+        settings.db,
+        synchronous=settings.synchronous,
+        attempts_kept=settings.attempts_kept,
+        write_queue_max=settings.write_queue_max,
+        on_commit=metrics.on_commit,
+    )
+    deliverer = Deliverer(
+        DeliveryPolicy(
+            attempt_timeout_s=settings.attempt_timeout_s,
+            max_in_flight=settings.max_in_flight,
+            max_per_host=settings.max_per_host,
+            max_attempts=settings.max_attempts,
+            backoff_base_s=settings.backoff_base_s,
+            backoff_max_s=settings.backoff_max_s,
+            retry_after_max_s=settings.retry_after_max_s,
+        )
+    )
+    service = TimerService(
+        store,
+        deliverer,
+        clock,
+        ServiceLimits(
+            window_s=settings.window_s,
+            window_max=settings.window_max,
+            dispatch_queue_max=settings.dispatch_queue_max,
+            catchup_rate_per_s=settings.catchup_rate_per_s,
+            attempts_kept=settings.attempts_kept,
+            idempotency_retention_s=settings.idempotency_retention_s,
+        ),
+        metrics,
+    )
+    limits = ApiLimits(
+        body=BodyLimits(max_delay_s=settings.max_delay_s, max_url_length=settings.max_url_length),
+        batch_max=settings.batch_max,
+        list_limit_max=settings.list_limit_max,
+        retention_s=settings.idempotency_retention_s,
+    )
+    app = build_api(service, limits, settings.max_body_bytes)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await store.open()
+        try:
+            await deliverer.start()
+            await service.start()
+            yield
+            await service.stop(settings.grace_s)
+        finally:
+            await deliverer.close()
+            await store.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+def run(settings: Settings) -> int:
+    """Serve until SIGTERM or SIGINT; return the process exit code."""
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        settings.db.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        return _fail(f"cannot create {settings.db.parent}: {exc.strerror}")
+    lock = DatabaseLock(settings.db)
+    try:
+        lock.acquire()
+    except TimerdError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"cannot lock {lock.path}: {exc.strerror}")
+    try:
+        return _event_loop_run(_serve(settings))
+    except TimerdError as exc:
+        return _fail(str(exc))
+    finally:
+        lock.release()
+
+
+def _event_loop_run(main: asyncio.Future[int] | object) -> int:
+    try:
+        import uvloop
+    except ImportError:  # platforms without uvloop run on the standard loop
+        return asyncio.run(main)  # type: ignore[arg-type]
+    return uvloop.run(main)  # type: ignore[arg-type]
+
+
+def _fail(message: str) -> int:
+    print(f"timerd: error: {message}", file=sys.stderr, flush=True)
+    return 1
+
+
+async def _serve(settings: Settings) -> int:
+    app = build_app(settings)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=settings.grace_s
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port, backlog=2048)
+        try:
+            await site.start()
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise _AddressInUse(settings) from None
+            raise _BindError(settings, exc) from None
+        host, port = runner.addresses[0][:2]
+        print(f"listening on http://{_url_host(str(host))}:{port}", flush=True)
+        log.info("timerd serving %s on http://%s:%d", settings.db, host, port)
+        sdnotify.ready()
+        await _wait_for_signal()
+        sdnotify.stopping()
+        log.info("stopping: draining deliveries for up to %.1f s", settings.grace_s)
+    finally:
+        await runner.cleanup()
+    log.info("stopped cleanly")
+    return 0
+
+
+async def _wait_for_signal() -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():  # the second signal: the user means it
+            log.warning("second %s: exiting now", signal.Signals(signum).name)
+            os._exit(1)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    await stop.wait()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+class _AddressInUse(TimerdError):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            f"port {settings.port} on {settings.host} is already in use "
+            "(another timerd?); choose one with --port"
+        )
+
+
+class _BindError(TimerdError):
+    def __init__(self, settings: Settings, exc: OSError) -> None:
+        super().__init__(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}")

@@ -1,0 +1,201 @@
+"""Sending webhooks: one shared ClientSession, bounded concurrency, outcome classification.
+
+A request first waits for a slot of its host, then for a global slot, so timers aimed at a
+host that hangs queue behind each other and never hold the slots that healthy hosts need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from timerd import __version__
+from timerd.models import Timer, webhook_url
+
+BODY_READ_LIMIT = 64 * 1024
+"""Bytes of a receiver's answer read before the connection is dropped instead of reused."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """What one attempt got back."""
+
+    delivered: bool
+    status_code: int | None
+    error: str | None
+    started_at: float
+    duration_ms: float
+    retry_after_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPolicy:
+    """The knobs of delivery, taken from Settings."""
+
+    attempt_timeout_s: float
+    max_in_flight: int
+    max_per_host: int
+    max_attempts: int
+    backoff_base_s: float
+    backoff_max_s: float
+    retry_after_max_s: float
+
+
+def backoff_s(
+    attempt: int, base_s: float, max_s: float, rand: Callable[[], float] = random.random
+) -> float:
+    """Return the delay after failed attempt number `attempt`: doubling, capped, jittered.
+
+    "Equal jitter": half of the exponential step is kept, half is random, so retries of
+    timers that failed together spread out but never come back sooner than half the step.
+    """
+    step = min(max_s, base_s * 2.0 ** min(attempt - 1, 62))
+    return step / 2 + step / 2 * rand()
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Return the seconds a `Retry-After` header asks for (delta or HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def host_key(url: str) -> str:
+    """Return the `host:port` a URL's requests count against."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.hostname}:{port}"
+
+
+class Deliverer:
+    """Posts webhooks through one keep-alive session with global and per-host limits."""
+
+    def __init__(
+        self, policy: DeliveryPolicy, *, resolver: aiohttp.abc.AbstractResolver | None = None
+    ) -> None:
+        self.policy = policy
+        self._resolver = resolver
+        self._session: aiohttp.ClientSession | None = None
+        self._global = asyncio.Semaphore(policy.max_in_flight)
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._host_users: dict[str, int] = {}
+        self.in_flight = 0
+
+    async def start(self) -> None:
+        """Open the shared session."""
+        connector = aiohttp.TCPConnector(
+            limit=self.policy.max_in_flight,
+            limit_per_host=0,
+            resolver=self._resolver,
+            ttl_dns_cache=60,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            headers={"User-Agent": f"timerd/{__version__}"},
+            skip_auto_headers=("Content-Type",),
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+
+    async def close(self) -> None:
+        """Close the session and its connections; calling it twice is harmless."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, timer: Timer, attempt: int) -> DeliveryResult:
+        """POST an empty body to the timer's webhook URL and classify the answer."""
+        key = host_key(timer.url)
+        host_slot = self._hosts.get(key)
+        if host_slot is None:
+            host_slot = self._hosts[key] = asyncio.Semaphore(self.policy.max_per_host)
+        self._host_users[key] = self._host_users.get(key, 0) + 1
+        try:
+            async with host_slot, self._global:
+                return await self._post(timer, attempt)
+        finally:
+            users = self._host_users[key] - 1
+            if users:
+                self._host_users[key] = users
+            else:  # forget idle hosts so the table does not grow with every host ever seen
+                del self._host_users[key], self._hosts[key]
+
+    async def _post(self, timer: Timer, attempt: int) -> DeliveryResult:
+        assert self._session is not None, "Deliverer.start() was not called"
+        headers = {
+            "Timerd-Fire-At": _epoch(timer.fire_at),
+            "Timerd-Attempt": str(attempt),
+        }
+        started_at = time.time()
+        started = time.perf_counter()
+        self.in_flight += 1
+        try:
+            async with asyncio.timeout(self.policy.attempt_timeout_s):
+                async with self._session.post(
+                    webhook_url(timer.url, timer.id),
+                    data=b"",
+                    headers=headers,
+                    allow_redirects=False,
+                ) as response:
+                    await _drain(response)
+                    status = response.status
+                    retry_after = parse_retry_after(
+                        response.headers.get("Retry-After"), time.time()
+                    )
+        except TimeoutError:
+            return self._failed(
+                started_at, started, f"timed out after {self.policy.attempt_timeout_s:g} s"
+            )
+        except aiohttp.ClientError as exc:
+            return self._failed(started_at, started, _describe(exc))
+        except (OSError, ValueError) as exc:
+            return self._failed(started_at, started, f"{type(exc).__name__}: {exc}")
+        finally:
+            self.in_flight -= 1
+        duration_ms = (time.perf_counter() - started) * 1000
+        if 200 <= status < 300:
+            return DeliveryResult(True, status, None, started_at, duration_ms)
+        if retry_after is not None:
+            retry_after = min(retry_after, self.policy.retry_after_max_s)
+        return DeliveryResult(
+            False, status, f"HTTP {status}", started_at, duration_ms, retry_after_s=retry_after
+        )
+
+    @staticmethod
+    def _failed(started_at: float, started: float, error: str) -> DeliveryResult:
+        duration_ms = (time.perf_counter() - started) * 1000
+        return DeliveryResult(False, None, error, started_at, duration_ms)
+
+
+async def _drain(response: aiohttp.ClientResponse) -> None:
+    """Read at most BODY_READ_LIMIT bytes; drop the connection if the body is longer."""
+    data = await response.content.read(BODY_READ_LIMIT)
+    if data and not response.content.at_eof():
+        response.close()
+
+
+def _epoch(value: float) -> str:
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def _describe(exc: aiohttp.ClientError) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect to {exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the receiver closed the connection without an answer"
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:500]

@@ -1,0 +1,157 @@
+"""Timers as values: status, ids, the webhook URL rule and the `time_left` rounding."""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+from dataclasses import asdict, dataclass, replace
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+
+class Status(StrEnum):
+    """Where a timer is in its life."""
+
+    PENDING = "pending"
+    RETRYING = "retrying"
+    FIRED = "fired"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+LIVE_STATUSES = frozenset({Status.PENDING, Status.RETRYING})
+"""Statuses whose timers still wait to be delivered (they have a `next_at`)."""
+
+ID_BYTES = 16
+"""128 random bits: ids are the only thing between one caller's timer and another's."""
+
+_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def new_id() -> str:
+    """Return a fresh, unguessable, URL-safe id (22 characters, never `batch`)."""
+    return secrets.token_urlsafe(ID_BYTES)
+
+
+def is_plausible_id(value: str) -> bool:
+    """Tell whether `value` could be an id at all, so junk never reaches the database."""
+    return _ID_RE.fullmatch(value) is not None
+
+
+def webhook_url(url: str, timer_id: str) -> str:
+    """Append `timer_id` as a new path segment of `url`, keeping any query at the end."""
+    parts = urlsplit(url)
+    path = parts.path
+    if not path.endswith("/"):
+        path += "/"
+    return urlunsplit((parts.scheme, parts.netloc, path + timer_id, parts.query, ""))
+
+
+def redact_url(url: str) -> str:
+    """Hide `user:pass@` credentials of a URL for logs and listings."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, "***@" + host, parts.path, parts.query, parts.fragment))
+
+
+def time_left_s(fire_at: float, status: Status, now: float) -> int:
+    """Whole seconds until due, rounded up while pending; 0 once due or finished."""
+    if status is not Status.PENDING:
+        return 0
+    remaining = fire_at - now
+    return math.ceil(remaining) if remaining > 0 else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """One timer as stored.
+
+    `fire_at` is the due instant (epoch seconds) the user asked for; `next_at` is when the
+    scheduler should next try it (equal to `fire_at` while pending, later while retrying,
+    `None` once fired, failed or cancelled).
+    """
+
+    id: str
+    url: str
+    fire_at: float
+    created_at: float
+    status: Status = Status.PENDING
+    next_at: float | None = None
+    attempts: int = 0
+    updated_at: float = 0.0
+    fired_at: float | None = None
+    last_status_code: int | None = None
+    last_error: str | None = None
+
+    def evolve(self, **changes: Any) -> Timer:
+        """Return a copy with `changes` applied."""
+        return replace(self, **changes)
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        """Return the API representation, with `time_left` computed at `now`."""
+        body = asdict(self)
+        body["status"] = self.status.value
+        body["time_left"] = time_left_s(self.fire_at, self.status, now)
+        body["next_attempt_at"] = body.pop("next_at")
+        return body
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Timer:
+        """Rebuild a timer from its API representation (export/import)."""
+        return cls(
+            id=str(body["id"]),
+            url=str(body["url"]),
+            fire_at=float(body["fire_at"]),
+            created_at=float(body["created_at"]),
+            status=Status(body["status"]),
+            next_at=_opt_float(body.get("next_attempt_at")),
+            attempts=int(body.get("attempts") or 0),
+            updated_at=float(body.get("updated_at") or body["created_at"]),
+            fired_at=_opt_float(body.get("fired_at")),
+            last_status_code=_opt_int(body.get("last_status_code")),
+            last_error=body.get("last_error"),
+        )
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+class Outcome(StrEnum):
+    """How one delivery attempt ended."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One delivery attempt, as kept in a timer's history."""
+
+    timer_id: str
+    attempt: int
+    started_at: float
+    duration_ms: float
+    status_code: int | None
+    error: str | None
+    outcome: Outcome
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the API representation (without the timer id)."""
+        return {
+            "attempt": self.attempt,
+            "started_at": self.started_at,
+            "duration_ms": round(self.duration_ms, 3),
+            "status_code": self.status_code,
+            "error": self.error,
+            "outcome": self.outcome.value,
+        }

@@ -1,0 +1,472 @@
+"""The timer service: the operations of the API, the due loop and boot catch-up.
+
+Ownership rule: a timer id is *claimed* while the due loop delivers it or an API call
+changes it. Claims are taken and checked on the event loop without awaiting in between, so
+a reschedule can never race a delivery: one of them waits for the other or gets a 409.
+The database stays the source of truth; every entry popped from the heap is checked
+against its row before it is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from timerd.clock import Clock
+from timerd.delivery import Deliverer, DeliveryResult, backoff_s
+from timerd.errors import Conflict, NotFound, TimerdError, Unavailable
+from timerd.metrics import Metrics
+from timerd.models import LIVE_STATUSES, Attempt, Outcome, Status, Timer, new_id, redact_url
+from timerd.scheduler import Scheduler
+from timerd.store import Cursor, IdempotencyRecord, Store
+from timerd.validation import CreateSpec, PatchSpec
+
+log = logging.getLogger(__name__)
+
+_DELIVERY = "delivery"
+_CHANGE = "change"
+_TOP: Cursor = (float("inf"), "")
+_BOTTOM: Cursor = (float("-inf"), "")
+_READ_CHUNK = 1000
+_IDEMPOTENCY_PURGE_EVERY_S = 300.0
+_COUNTS_EVERY_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceLimits:
+    """The settings the service itself acts on."""
+
+    window_s: float
+    window_max: int
+    dispatch_queue_max: int
+    catchup_rate_per_s: float
+    attempts_kept: int
+    idempotency_retention_s: float
+
+
+class TokenBucket:
+    """A rate limit on a monotonic clock: `rate` tokens a second, at most `rate` banked."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self._last = time.monotonic()
+
+    def available(self) -> int:
+        """Refill, then return the whole tokens available."""
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self._last) * self.rate)
+        self._last = now
+        return int(self.tokens)
+
+    def take(self, count: int) -> None:
+        """Spend `count` tokens."""
+        self.tokens -= count
+
+    def wait_s(self) -> float:
+        """Return how long until one whole token is available."""
+        return max(0.0, (1 - self.tokens) / self.rate)
+
+
+class TimerService:
+    """Creates, reads and changes timers, and delivers them when they fall due."""
+
+    def __init__(
+        self,
+        store: Store,
+        deliverer: Deliverer,
+        clock: Clock,
+        limits: ServiceLimits,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.store = store
+        self.deliverer = deliverer
+        self.clock = clock
+        self.limits = limits
+        self.metrics = metrics or Metrics()
+        self.scheduler = Scheduler(clock)
+        self._claims: dict[str, str] = {}
+        self._horizon: Cursor = _BOTTOM
+        self._horizon_complete = False
+        self._refill_target = float("-inf")
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._slot_free = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._housekeeping_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._boot_at = 0.0
+        self._catchup = TokenBucket(limits.catchup_rate_per_s)
+        self._in_progress_keys: set[tuple[str, str]] = set()
+        self.delivered_total = 0
+        self._counts_at = float("-inf")
+
+    # lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the due loop; overdue timers fire right away, oldest first, rate-limited."""
+        self._boot_at = self.clock.now()
+        self._loop_task = asyncio.create_task(self._due_loop(), name="timerd-due-loop")
+        self._housekeeping_task = asyncio.create_task(
+            self._housekeeping(), name="timerd-housekeeping"
+        )
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop firing; let deliveries in flight finish within `grace_s`, then cancel them.
+
+        A cancelled delivery left its timer as it was in the database, so the next boot
+        delivers it again (at-least-once).
+        """
+        self._stopping = True
+        for task in (self._loop_task, self._housekeeping_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._deliveries:
+            log.info("waiting up to %.1f s for %d deliveries", grace_s, len(self._deliveries))
+            _, late = await asyncio.wait(set(self._deliveries), timeout=grace_s)
+            for task in late:
+                task.cancel()
+            if late:
+                log.warning(
+                    "%d deliveries cut short by shutdown; they run again at boot", len(late)
+                )
+                await asyncio.wait(late)
+
+    # API operations -------------------------------------------------------------------------
+
+    async def create(
+        self,
+        specs: Sequence[CreateSpec],
+        idempotency: Callable[[list[Timer]], IdempotencyRecord] | None = None,
+    ) -> list[Timer]:
+        """Create timers, committed before return; `idempotency` builds the key's record."""
+        now = self.clock.now()
+        timers = [
+            Timer(
+                id=new_id(),
+                url=s.url,
+                fire_at=s.fire_at,
+                created_at=now,
+                next_at=s.fire_at,
+                updated_at=now,
+            )
+            for s in specs
+        ]
+        record = idempotency(timers) if idempotency is not None else None
+        await self.store.insert_timers(timers, record)
+        for timer in timers:
+            self._schedule_if_near(timer.id, timer.fire_at)
+        self.metrics.created.inc(len(timers))
+        return timers
+
+    async def get(self, timer_id: str) -> Timer:
+        """Return the timer or raise NotFound."""
+        timer = await self.store.get_timer(timer_id)
+        if timer is None:
+            raise NotFound(f"no timer {timer_id}")
+        return timer
+
+    async def list_timers(
+        self, status: Status | None, limit: int, after: Cursor | None
+    ) -> list[Timer]:
+        """Return one page of timers ordered by due time."""
+        return await self.store.list_timers(status, limit, after)
+
+    async def attempts(self, timer_id: str) -> list[Attempt]:
+        """Return a timer's kept delivery history, oldest first."""
+        await self.get(timer_id)
+        return await self.store.attempts(timer_id)
+
+    async def cancel(self, timer_id: str) -> Timer:
+        """Cancel a timer that has not fired; cancelling twice returns it unchanged."""
+        async with self._changing(timer_id) as timer:
+            if timer.status is Status.CANCELLED:
+                return timer
+            if timer.status is Status.FIRED:
+                raise Conflict(f"timer {timer_id} already fired")
+            changed = timer.evolve(
+                status=Status.CANCELLED, next_at=None, updated_at=self.clock.now()
+            )
+            return await self._commit_change(timer, changed)
+
+    async def fire_now(self, timer_id: str) -> Timer:
+        """Make a pending, retrying or failed timer due now, with a fresh attempt count."""
+        async with self._changing(timer_id) as timer:
+            if timer.status is Status.FIRED:
+                raise Conflict(f"timer {timer_id} already fired")
+            if timer.status is Status.CANCELLED:
+                raise Conflict(f"timer {timer_id} is cancelled")
+            now = self.clock.now()
+            changed = timer.evolve(
+                status=Status.PENDING, fire_at=now, next_at=now, attempts=0, updated_at=now
+            )
+            return await self._commit_change(timer, changed)
+
+    async def reschedule(self, timer_id: str, patch: PatchSpec) -> Timer:
+        """Move a pending or retrying timer and/or change its url; it becomes pending."""
+        async with self._changing(timer_id) as timer:
+            if timer.status not in LIVE_STATUSES:
+                raise Conflict(f"timer {timer_id} is {timer.status.value}; only live timers move")
+            now = self.clock.now()
+            fire_at = timer.fire_at if patch.fire_at is None else patch.fire_at
+            next_at = timer.next_at if patch.fire_at is None else patch.fire_at
+            changed = timer.evolve(
+                url=patch.url or timer.url,
+                fire_at=fire_at,
+                next_at=next_at,
+                status=Status.PENDING,
+                attempts=0,
+                updated_at=now,
+            )
+            return await self._commit_change(timer, changed)
+
+    @contextlib.asynccontextmanager
+    async def _changing(self, timer_id: str) -> AsyncIterator[Timer]:
+        """Claim `timer_id`, unschedule it and yield its fresh row; release afterwards."""
+        owner = self._claims.get(timer_id)
+        if owner == _DELIVERY:
+            raise Conflict(f"timer {timer_id} is being delivered right now")
+        if owner == _CHANGE:
+            raise Conflict(f"timer {timer_id} is being changed by another request")
+        self._claims[timer_id] = _CHANGE
+        was_scheduled = self.scheduler.remove(timer_id)
+        timer: Timer | None = None
+        try:
+            timer = await self.store.get_timer(timer_id)
+            if timer is None:
+                raise NotFound(f"no timer {timer_id}")
+            yield timer
+        except BaseException:
+            # put it back where it was if the change did not happen
+            if was_scheduled and timer is not None and timer.next_at is not None:
+                self._schedule_if_near(timer.id, timer.next_at)
+            raise
+        finally:
+            del self._claims[timer_id]
+
+    async def _commit_change(self, before: Timer, after: Timer) -> Timer:
+        applied = await self.store.update_timer(after, frozenset({before.status}))
+        if not applied:
+            raise Conflict(f"timer {before.id} changed meanwhile; try again")
+        if after.next_at is not None:
+            self._schedule_if_near(after.id, after.next_at)
+        return after
+
+    # idempotency keys -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def idempotency_slot(self, route: str, key: str) -> Iterator[None]:
+        """Hold `(route, key)` while its first request runs; a repeat meanwhile gets 409."""
+        slot = (route, key)
+        if slot in self._in_progress_keys:
+            raise Conflict("a request with this Idempotency-Key is still being processed")
+        self._in_progress_keys.add(slot)
+        try:
+            yield
+        finally:
+            self._in_progress_keys.discard(slot)
+
+    # the due loop -----------------------------------------------------------------------------
+
+    def _schedule_if_near(self, timer_id: str, at: float) -> None:
+        """Put a timer in the heap if it falls inside the loaded window; else the store keeps it."""
+        if (at, timer_id) <= self._horizon or at <= self._refill_target:
+            self.scheduler.push(timer_id, at)
+
+    async def _due_loop(self) -> None:
+        while not self._stopping:
+            try:
+                await self._due_step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the loop guard: log, pause a moment, carry on
+                log.exception("due loop failed; retrying in 1 s")
+                await asyncio.sleep(1.0)
+
+    async def _due_step(self) -> None:
+        await self._refill_if_needed()
+        capacity = self.limits.dispatch_queue_max - len(self._deliveries)
+        if capacity <= 0:
+            self._slot_free.clear()
+            await self._slot_free.wait()
+            return
+        head = self.scheduler.peek()
+        now = self.clock.now()
+        if head is None or head[0] > now:
+            await self.scheduler.sleep_until_due(self._until_refill_s(now))
+            return
+        limit = min(capacity, _READ_CHUNK)
+        if head[0] < self._boot_at:  # catching up on what fell due while we were down
+            tokens = self._catchup.available()
+            if tokens < 1:
+                await asyncio.sleep(self._catchup.wait_s())
+                return
+            limit = min(limit, tokens)
+        due = self.scheduler.pop_due(now, limit)
+        self._catchup.take(sum(1 for at, _ in due if at < self._boot_at))
+        await self._dispatch(due)
+
+    def _until_refill_s(self, now: float) -> float:
+        if not self._horizon_complete:
+            return self.limits.window_s / 2
+        return max(0.0, self._horizon[0] - self.limits.window_s / 2 - now)
+
+    async def _refill_if_needed(self) -> None:
+        """Page the next due timers from the store into the heap as the window advances."""
+        now = self.clock.now()
+        free = self.limits.window_max - len(self.scheduler)
+        if self._horizon_complete:
+            if self._horizon[0] - now > self.limits.window_s / 2:
+                return
+        elif free < self.limits.window_max // 2 and self._horizon != _BOTTOM:
+            return
+        if free <= 0:
+            return
+        until = now + self.limits.window_s
+        self._refill_target = until
+        try:
+            keys = await self.store.due_keys(self._horizon, until, free)
+        finally:
+            self._refill_target = float("-inf")
+        for at, timer_id in keys:
+            if timer_id not in self._claims and timer_id not in self.scheduler:
+                self.scheduler.push(timer_id, at)
+        if len(keys) == free:
+            self._horizon, self._horizon_complete = keys[-1], False
+        else:
+            self._horizon, self._horizon_complete = (until, "\U0010ffff"), True
+        self.metrics.heap_size.set(len(self.scheduler))
+
+    async def _dispatch(self, due: list[Cursor]) -> None:
+        """Check popped entries against their rows and start a delivery for each live one."""
+        ids = [tid for _, tid in due if tid not in self._claims]
+        for tid in ids:
+            self._claims[tid] = _DELIVERY
+        try:
+            rows = {t.id: t for t in await self.store.get_timers(ids)}
+        except BaseException:
+            for tid in ids:
+                del self._claims[tid]
+                # back into the heap: the next step tries again
+            for at, tid in due:
+                self.scheduler.push(tid, at)
+            raise
+        keys = {tid: at for at, tid in due}
+        for tid in ids:
+            timer = rows.get(tid)
+            if timer is None or timer.status not in LIVE_STATUSES or timer.next_at != keys[tid]:
+                del self._claims[tid]  # changed since it was scheduled: its row decides
+                continue
+            task = asyncio.create_task(self._deliver(timer), name=f"timerd-deliver-{tid}")
+            self._deliveries.add(task)
+            task.add_done_callback(self._delivery_done)
+
+    def _delivery_done(self, task: asyncio.Task[None]) -> None:
+        self._deliveries.discard(task)
+        self._slot_free.set()
+
+    async def _deliver(self, timer: Timer) -> None:
+        attempt_no = timer.attempts + 1
+        try:
+            result = await self.deliverer.send(timer, attempt_no)
+            if attempt_no == 1:
+                self.metrics.lateness_seconds.observe(max(0.0, result.started_at - timer.fire_at))
+            self.metrics.delivery_seconds.observe(result.duration_ms / 1000)
+            after, attempt = self._outcome(timer, attempt_no, result)
+            await self._record(after, attempt)
+            if after.next_at is not None:
+                self._schedule_if_near(after.id, after.next_at)
+        finally:
+            self._claims.pop(timer.id, None)
+
+    def _outcome(
+        self, timer: Timer, attempt_no: int, result: DeliveryResult
+    ) -> tuple[Timer, Attempt]:
+        """Turn one attempt's result into the timer's next state and its history entry."""
+        now = self.clock.now()
+        policy = self.deliverer.policy
+        common = {"attempts": attempt_no, "updated_at": now, "last_status_code": result.status_code}
+        if result.delivered:
+            outcome = Outcome.DELIVERED
+            after = timer.evolve(
+                status=Status.FIRED, next_at=None, fired_at=now, last_error=None, **common
+            )
+        elif attempt_no >= policy.max_attempts:
+            outcome = Outcome.FAILED
+            after = timer.evolve(
+                status=Status.FAILED, next_at=None, last_error=result.error, **common
+            )
+        else:
+            outcome = Outcome.RETRY
+            delay = backoff_s(attempt_no, policy.backoff_base_s, policy.backoff_max_s)
+            if result.retry_after_s is not None:
+                delay = max(delay, result.retry_after_s)
+            after = timer.evolve(
+                status=Status.RETRYING, next_at=now + delay, last_error=result.error, **common
+            )
+        self.metrics.deliveries.labels(outcome.value).inc()
+        log.info(
+            "delivery id=%s url=%s attempt=%d status=%s outcome=%s lateness_ms=%.1f error=%s",
+            timer.id,
+            redact_url(timer.url),
+            attempt_no,
+            result.status_code,
+            outcome.value,
+            (result.started_at - timer.next_at) * 1000 if timer.next_at is not None else 0.0,
+            result.error,
+        )
+        attempt = Attempt(
+            timer_id=timer.id,
+            attempt=attempt_no,
+            started_at=result.started_at,
+            duration_ms=result.duration_ms,
+            status_code=result.status_code,
+            error=result.error,
+            outcome=outcome,
+        )
+        if outcome is Outcome.DELIVERED:
+            self.delivered_total += 1
+        return after, attempt
+
+    async def _record(self, after: Timer, attempt: Attempt) -> None:
+        """Commit an outcome, retrying while the disk refuses, until it lands or we stop."""
+        delay_s = 0.1
+        while True:
+            try:
+                await self.store.record_attempt(after, attempt)
+                return
+            except TimerdError as exc:
+                if self._stopping:
+                    raise
+                log.warning("cannot record delivery of %s yet (%s); retrying", after.id, exc)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, 5.0)
+
+    async def refresh_gauges(self) -> None:
+        """Bring the gauges up to date before a scrape (status counts at most every 10 s)."""
+        m = self.metrics
+        m.heap_size.set(len(self.scheduler))
+        m.in_flight.set(self.deliverer.in_flight)
+        m.write_queue.set(getattr(self.store, "queued_writes", 0))
+        now = time.monotonic()
+        if now - self._counts_at >= _COUNTS_EVERY_S:
+            self._counts_at = now
+            m.set_counts(await self.store.count_by_status())
+
+    # housekeeping ---------------------------------------------------------------------------
+
+    async def _housekeeping(self) -> None:
+        while not self._stopping:
+            try:
+                cutoff = self.clock.now() - self.limits.idempotency_retention_s
+                removed = await self.store.purge_idempotency(cutoff)
+                if removed:
+                    log.info("forgot %d expired idempotency keys", removed)
+            except Unavailable as exc:
+                log.warning("idempotency purge skipped: %s", exc)
+            await asyncio.sleep(_IDEMPOTENCY_PURGE_EVERY_S)

@@ -1,0 +1,111 @@
+"""The `Store` contract. Its docstrings are the contract every backend must honour.
+
+SQLite is the only backend today; a PostgreSQL one (several daemons sharing one timer set)
+would add claiming of due timers, but keeps every method below with the same meaning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from timerd.models import Attempt, Status, Timer
+
+Cursor = tuple[float, str]
+"""A keyset position: `(time, id)`; listings continue strictly after it."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """The first answer to a request that carried an `Idempotency-Key`."""
+
+    route: str
+    key: str
+    body_hash: str
+    status: int
+    response: str
+    created_at: float
+
+
+class Store(Protocol):
+    """Durable timers, their delivery history and idempotency records."""
+
+    async def open(self) -> None:
+        """Open (creating and migrating if needed) the database.
+
+        Raises DatabaseError for a file that is not a timerd database or is newer than
+        this version; never overwrites such a file.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Commit what is queued and close; calling it twice is harmless."""
+        ...
+
+    async def insert_timers(
+        self, timers: Sequence[Timer], idempotency: IdempotencyRecord | None = None
+    ) -> None:
+        """Insert `timers` (and `idempotency`) in one transaction; return once committed.
+
+        All or nothing. Raises Conflict if an id (or the idempotency key) exists, and
+        Unavailable (503) if the write cannot be committed now (queue full, disk full,
+        locked): then nothing was written.
+        """
+        ...
+
+    async def insert_missing(self, timers: Sequence[Timer]) -> int:
+        """Insert the timers whose ids do not exist yet, in one transaction; return how many."""
+        ...
+
+    async def update_timer(self, timer: Timer, expect: frozenset[Status]) -> bool:
+        """Replace the stored row by `timer` if its stored status is in `expect`.
+
+        Returns whether it did; returns once committed. Raises Unavailable like inserts.
+        """
+        ...
+
+    async def record_attempt(self, timer: Timer, attempt: Attempt) -> None:
+        """Store a delivery outcome: the timer's new state and one history entry.
+
+        Only the newest `attempts_kept` entries per timer are kept. Applies only while the
+        stored timer is live (pending or retrying), so a late outcome cannot undo a cancel.
+        """
+        ...
+
+    async def get_timer(self, timer_id: str) -> Timer | None:
+        """Return the timer with that id, or None."""
+        ...
+
+    async def get_timers(self, timer_ids: Sequence[str]) -> list[Timer]:
+        """Return the timers with those ids that exist, in no particular order."""
+        ...
+
+    async def list_timers(
+        self, status: Status | None, limit: int, after: Cursor | None
+    ) -> list[Timer]:
+        """Return up to `limit` timers ordered by `(fire_at, id)`, strictly after `after`.
+
+        Served by an index: never scans the table.
+        """
+        ...
+
+    async def due_keys(self, after: Cursor | None, until: float, limit: int) -> list[Cursor]:
+        """Return `(next_at, id)` of live timers due by `until`, after `after`, in order."""
+        ...
+
+    async def attempts(self, timer_id: str) -> list[Attempt]:
+        """Return the kept delivery attempts of a timer, oldest first."""
+        ...
+
+    async def count_by_status(self) -> dict[Status, int]:
+        """Return how many timers are in each status."""
+        ...
+
+    async def get_idempotency(self, route: str, key: str) -> IdempotencyRecord | None:
+        """Return the stored first answer for `(route, key)`, or None."""
+        ...
+
+    async def purge_idempotency(self, before: float) -> int:
+        """Forget idempotency records created before `before`; return how many."""
+        ...

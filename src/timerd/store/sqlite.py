@@ -1,0 +1,482 @@
+"""The SQLite backend: one WAL file, a group-committing writer and a separate reader.
+
+Every write goes through one queue. A single writer task takes everything queued, runs it
+in one transaction and resolves each caller's future after COMMIT, so one fsync covers many
+creates and delivery outcomes. Reads use their own connection, which WAL lets run beside
+the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from timerd.errors import Conflict, DatabaseError, TimerdError, Unavailable
+from timerd.models import LIVE_STATUSES, Attempt, Outcome, Status, Timer
+from timerd.store.base import Cursor, IdempotencyRecord
+from timerd.store.migrations import migrate
+
+log = logging.getLogger(__name__)
+
+MAX_OPS_PER_COMMIT = 4000
+_LIVE = tuple(s.value for s in LIVE_STATUSES)
+
+_COLUMNS = (
+    "id, url, fire_at, created_at, status, next_at, attempts, updated_at, fired_at, "
+    "last_status_code, last_error"
+)
+_INSERT = f"INSERT INTO timers ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_MISSING = _INSERT.replace("INSERT INTO", "INSERT OR IGNORE INTO")
+_SET_STATE = (
+    "status = ?, next_at = ?, attempts = ?, updated_at = ?, fired_at = ?, "
+    "last_status_code = ?, last_error = ?"
+)
+_BUMP_SEQ = "UPDATE timers SET history_seq = history_seq + 1 WHERE id = ?"
+_INSERT_ATTEMPT = (
+    "INSERT INTO attempts (timer_id, seq, attempt, started_at, duration_ms, status_code, "
+    "error, outcome) SELECT id, history_seq, ?, ?, ?, ?, ?, ? FROM timers WHERE id = ?"
+)
+_APPLY_OUTCOME = (
+    f"UPDATE timers SET url = ?, fire_at = ?, {_SET_STATE} WHERE id = ? AND status IN {_LIVE!r}"
+)
+_TRIM_ATTEMPTS = (
+    "DELETE FROM attempts WHERE timer_id = ? "
+    "AND seq <= (SELECT history_seq FROM timers WHERE id = ?) - ?"
+)
+
+
+def _row(timer: Timer) -> tuple[Any, ...]:
+    return (
+        timer.id,
+        timer.url,
+        timer.fire_at,
+        timer.created_at,
+        timer.status.value,
+        timer.next_at,
+        timer.attempts,
+        timer.updated_at or timer.created_at,
+        timer.fired_at,
+        timer.last_status_code,
+        timer.last_error,
+    )
+
+
+def _state(timer: Timer) -> tuple[Any, ...]:
+    return (
+        timer.status.value,
+        timer.next_at,
+        timer.attempts,
+        timer.updated_at,
+        timer.fired_at,
+        timer.last_status_code,
+        timer.last_error,
+    )
+
+
+def _timer(row: Iterable[Any]) -> Timer:
+    (tid, url, fire_at, created_at, status, next_at, attempts, updated_at, fired_at, code, err) = (
+        row
+    )
+    return Timer(
+        id=tid,
+        url=url,
+        fire_at=fire_at,
+        created_at=created_at,
+        status=Status(status),
+        next_at=next_at,
+        attempts=attempts,
+        updated_at=updated_at,
+        fired_at=fired_at,
+        last_status_code=code,
+        last_error=err,
+    )
+
+
+@dataclass(slots=True)
+class _Write:
+    """One queued write: its kind, its arguments and the caller waiting for COMMIT."""
+
+    kind: str
+    args: tuple[Any, ...]
+    future: asyncio.Future[Any] = field(repr=False)
+
+
+def prepare_file(path: Path, synchronous: str = "full") -> None:
+    """Create the folder (0700) and file (0600) if missing, switch to WAL and migrate.
+
+    Blocking: run it in a thread. Raises DatabaseError for a file that is not a timerd
+    database, is corrupt or cannot be opened; never overwrites one.
+    """
+    try:
+        if not path.parent.exists():
+            path.parent.mkdir(mode=0o700, parents=True)
+        if not path.exists():
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        raise DatabaseError(f"cannot create database {path}: {exc.strerror}") from None
+    try:
+        conn = sqlite3.connect(path, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"cannot open database {path}: {exc}") from None
+    try:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise DatabaseError(f"cannot switch {path} to WAL mode (got {mode})")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        migrate(conn)
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(f"database {path} cannot be used: {exc}") from None
+    finally:
+        conn.close()
+
+
+class SqliteStore:
+    """The `Store` contract on one SQLite file in WAL mode."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "full",
+        attempts_kept: int = 20,
+        write_queue_max: int = 50_000,
+        read_only: bool = False,
+        on_commit: Callable[[float, int], None] | None = None,
+    ) -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._attempts_kept = attempts_kept
+        self._write_queue_max = write_queue_max
+        self._read_only = read_only
+        self._on_commit = on_commit
+        self._writer_conn: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._queue: deque[_Write] = deque()
+        self._has_work = asyncio.Event()
+        self._writer_task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def queued_writes(self) -> int:
+        """Return how many writes wait for a commit."""
+        return len(self._queue)
+
+    async def open(self) -> None:
+        """Open (creating and migrating if needed); read-only stores never write."""
+        if self._read_only:
+            if not self.path.exists():
+                raise DatabaseError(f"no database at {self.path}")
+            self._reader = await self._connect(f"file:{self.path}?mode=ro")
+            await self._check_readable()
+            return
+        await asyncio.to_thread(prepare_file, self.path, self._synchronous)
+        self._writer_conn = await self._connect(str(self.path))
+        self._reader = await self._connect(str(self.path))
+        await self._reader.execute("PRAGMA query_only = 1")
+        self._writer_task = asyncio.create_task(self._write_loop(), name="timerd-writer")
+
+    async def _connect(self, target: str) -> aiosqlite.Connection:
+        try:
+            conn = await aiosqlite.connect(
+                target, isolation_level=None, uri=target.startswith("file:")
+            )
+            await conn.execute("PRAGMA busy_timeout = 5000")
+            await conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            await conn.execute("PRAGMA cache_size = -16000")
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot open database {self.path}: {exc}") from None
+        return conn
+
+    async def _check_readable(self) -> None:
+        try:
+            await self._read("SELECT count(*) FROM timers LIMIT 1", ())
+        except TimerdError:
+            raise DatabaseError(f"{self.path} is not a readable timerd database") from None
+
+    async def close(self) -> None:
+        """Commit what is queued, stop the writer and close both connections."""
+        self._closing = True
+        if self._writer_task is not None:
+            self._has_work.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer_task
+            self._writer_task = None
+        for conn in (self._writer_conn, self._reader):
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error, ValueError):
+                    await conn.close()
+        self._writer_conn = self._reader = None
+
+    # writes -------------------------------------------------------------------------------
+
+    async def insert_timers(
+        self, timers: Sequence[Timer], idempotency: IdempotencyRecord | None = None
+    ) -> None:
+        """Insert timers (and the idempotency record) atomically; return once committed."""
+        await self._submit("insert", (list(timers), idempotency), bounded=True)
+
+    async def insert_missing(self, timers: Sequence[Timer]) -> int:
+        """Insert timers whose ids are new, in one transaction; return how many."""
+        result: int = await self._submit("insert_missing", (list(timers),), bounded=False)
+        return result
+
+    async def update_timer(self, timer: Timer, expect: frozenset[Status]) -> bool:
+        """Replace the row by `timer` if its stored status is in `expect`."""
+        result: bool = await self._submit("update_if", (timer, expect), bounded=False)
+        return result
+
+    async def record_attempt(self, timer: Timer, attempt: Attempt) -> None:
+        """Store a delivery outcome and its history entry in the next group commit."""
+        await self._submit("attempt", (timer, attempt), bounded=False)
+
+    async def purge_idempotency(self, before: float) -> int:
+        """Forget idempotency records created before `before`."""
+        result: int = await self._submit("purge", (before,), bounded=False)
+        return result
+
+    async def _submit(self, kind: str, args: tuple[Any, ...], *, bounded: bool) -> Any:
+        if self._writer_task is None or self._closing:
+            raise Unavailable("the store is closed or read-only")
+        if bounded and len(self._queue) >= self._write_queue_max:
+            raise Unavailable("too many writes are waiting for the disk; retry shortly")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Write(kind, args, future))
+        self._has_work.set()
+        return await future
+
+    async def _write_loop(self) -> None:
+        """Commit everything queued, batch after batch, until closed and drained."""
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._has_work.clear()
+                await self._has_work.wait()
+                continue
+            batch = [
+                self._queue.popleft() for _ in range(min(len(self._queue), MAX_OPS_PER_COMMIT))
+            ]
+            try:
+                await self._commit_batch(batch)
+            except Exception:  # the loop guard: log, fail nobody silently, carry on
+                log.exception("writer failed on a batch of %d writes", len(batch))
+                for write in batch:
+                    if not write.future.done():
+                        write.future.set_exception(Unavailable("the write could not be committed"))
+
+    async def _commit_batch(self, batch: list[_Write]) -> None:
+        started = time.perf_counter()
+        try:
+            results = await self._transaction(batch)
+        except sqlite3.Error as exc:
+            if len(batch) == 1:
+                self._settle_error(batch[0], exc)
+                return
+            # isolate the culprit: each write alone, so one bad write fails only itself
+            for write in batch:
+                try:
+                    (result,) = await self._transaction([write])
+                except sqlite3.Error as single_exc:
+                    self._settle_error(write, single_exc)
+                else:
+                    if not write.future.done():
+                        write.future.set_result(result)
+            return
+        if self._on_commit is not None:
+            self._on_commit(time.perf_counter() - started, len(batch))
+        for write, result in zip(batch, results, strict=True):
+            if not write.future.done():
+                write.future.set_result(result)
+
+    def _settle_error(self, write: _Write, exc: sqlite3.Error) -> None:
+        if write.future.done():
+            return
+        if isinstance(exc, sqlite3.IntegrityError):
+            error: TimerdError = Conflict("a timer with that id (or that key) already exists")
+        else:
+            log.error("write failed: %s", exc)
+            error = Unavailable(f"the database cannot take writes now: {exc}", retry_after_s=2)
+        write.future.set_exception(error)
+
+    async def _transaction(self, batch: list[_Write]) -> list[Any]:
+        """Run `batch` in one transaction, coalescing runs of the same kind; return results."""
+        conn = self._writer_conn
+        assert conn is not None
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            results: list[Any] = []
+            start = 0
+            while start < len(batch):
+                kind = batch[start].kind
+                end = start + 1
+                while end < len(batch) and batch[end].kind == kind and kind != "update_if":
+                    end += 1
+                results.extend(await self._apply(conn, kind, batch[start:end]))
+                start = end
+            await conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                await conn.execute("ROLLBACK")
+            raise
+        return results
+
+    async def _apply(self, conn: aiosqlite.Connection, kind: str, run: list[_Write]) -> list[Any]:
+        if kind == "insert":
+            rows = [_row(t) for w in run for t in w.args[0]]
+            await conn.executemany(_INSERT, rows)
+            keys = [w.args[1] for w in run if w.args[1] is not None]
+            if keys:
+                await conn.executemany(
+                    "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (k.route, k.key, k.body_hash, k.status, k.response, k.created_at)
+                        for k in keys
+                    ],
+                )
+            return [None] * len(run)
+        if kind == "insert_missing":
+            counts = []
+            for write in run:
+                cursor = await conn.executemany(_INSERT_MISSING, [_row(t) for t in write.args[0]])
+                counts.append(cursor.rowcount)
+            return counts
+        if kind == "update_if":
+            (write,) = run
+            timer, expect = write.args
+            marks = ", ".join("?" for _ in expect)
+            cursor = await conn.execute(
+                f"UPDATE timers SET url = ?, fire_at = ?, {_SET_STATE} "
+                f"WHERE id = ? AND status IN ({marks})",
+                (timer.url, timer.fire_at, *_state(timer), timer.id, *(s.value for s in expect)),
+            )
+            return [cursor.rowcount == 1]
+        if kind == "attempt":
+            await self._apply_attempts(conn, [(w.args[0], w.args[1]) for w in run])
+            return [None] * len(run)
+        if kind == "purge":
+            counts = []
+            for write in run:
+                cursor = await conn.execute(
+                    "DELETE FROM idempotency WHERE created_at < ?", (write.args[0],)
+                )
+                counts.append(cursor.rowcount)
+            return counts
+        raise ValueError(f"unknown write kind {kind!r}")
+
+    async def _apply_attempts(
+        self, conn: aiosqlite.Connection, outcomes: list[tuple[Timer, Attempt]]
+    ) -> None:
+        ids = [(t.id,) for t, _ in outcomes]
+        await conn.executemany(_BUMP_SEQ, ids)
+        await conn.executemany(
+            _INSERT_ATTEMPT,
+            [
+                (
+                    a.attempt,
+                    a.started_at,
+                    a.duration_ms,
+                    a.status_code,
+                    a.error,
+                    a.outcome.value,
+                    t.id,
+                )
+                for t, a in outcomes
+            ],
+        )
+        await conn.executemany(
+            _APPLY_OUTCOME, [(t.url, t.fire_at, *_state(t), t.id) for t, _ in outcomes]
+        )
+        await conn.executemany(
+            _TRIM_ATTEMPTS, [(t.id, t.id, self._attempts_kept) for t, _ in outcomes]
+        )
+
+    # reads --------------------------------------------------------------------------------
+
+    async def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        if self._reader is None:
+            raise Unavailable("the store is closed")
+        try:
+            return list(await self._reader.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            raise Unavailable(f"the database cannot be read now: {exc}") from None
+
+    async def get_timer(self, timer_id: str) -> Timer | None:
+        """Return the timer with that id, or None."""
+        rows = await self._read(f"SELECT {_COLUMNS} FROM timers WHERE id = ?", (timer_id,))
+        return _timer(rows[0]) if rows else None
+
+    async def get_timers(self, timer_ids: Sequence[str]) -> list[Timer]:
+        """Return the existing timers among `timer_ids`."""
+        found: list[Timer] = []
+        for start in range(0, len(timer_ids), 500):
+            chunk = timer_ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self._read(f"SELECT {_COLUMNS} FROM timers WHERE id IN ({marks})", chunk)
+            found.extend(_timer(r) for r in rows)
+        return found
+
+    async def list_timers(
+        self, status: Status | None, limit: int, after: Cursor | None
+    ) -> list[Timer]:
+        """Return a page ordered by `(fire_at, id)` strictly after `after`."""
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            where.append("status = ?")
+            params.append(status.value)
+        if after is not None:
+            where.append("(fire_at, id) > (?, ?)")
+            params.extend(after)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = await self._read(
+            f"SELECT {_COLUMNS} FROM timers {clause} ORDER BY fire_at, id LIMIT ?",
+            (*params, limit),
+        )
+        return [_timer(r) for r in rows]
+
+    async def due_keys(self, after: Cursor | None, until: float, limit: int) -> list[Cursor]:
+        """Return `(next_at, id)` of live timers due by `until`, after `after`, in order."""
+        lower = after or (float("-inf"), "")
+        rows = await self._read(
+            "SELECT next_at, id FROM timers WHERE next_at IS NOT NULL "
+            "AND (next_at, id) > (?, ?) AND next_at <= ? ORDER BY next_at, id LIMIT ?",
+            (*lower, until, limit),
+        )
+        return [(float(r[0]), str(r[1])) for r in rows]
+
+    async def attempts(self, timer_id: str) -> list[Attempt]:
+        """Return the kept attempts of a timer, oldest first."""
+        rows = await self._read(
+            "SELECT attempt, started_at, duration_ms, status_code, error, outcome "
+            "FROM attempts WHERE timer_id = ? ORDER BY seq",
+            (timer_id,),
+        )
+        return [Attempt(timer_id, r[0], r[1], r[2], r[3], r[4], Outcome(r[5])) for r in rows]
+
+    async def count_by_status(self) -> dict[Status, int]:
+        """Return how many timers are in each status (an index-only count)."""
+        rows = await self._read("SELECT status, count(*) FROM timers GROUP BY status", ())
+        counts = dict.fromkeys(Status, 0)
+        counts.update({Status(r[0]): int(r[1]) for r in rows})
+        return counts
+
+    async def get_idempotency(self, route: str, key: str) -> IdempotencyRecord | None:
+        """Return the stored first answer for `(route, key)`, or None."""
+        rows = await self._read(
+            "SELECT route, key, body_hash, status, response, created_at FROM idempotency "
+            "WHERE route = ? AND key = ?",
+            (route, key),
+        )
+        return IdempotencyRecord(*rows[0]) if rows else None

@@ -1,0 +1,231 @@
+"""The body rules of SPEC.md, as pure functions over parsed JSON.
+
+Kept free of aiohttp so the benchmark's ceiling handler validates with exactly this code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from timerd.errors import BadRequest, FieldError, ValidationFailed
+
+DURATION_FIELDS = ("hours", "minutes", "seconds")
+_UNIT_S = {"hours": 3600, "minutes": 60, "seconds": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class BodyLimits:
+    """The configurable bounds a request body is checked against."""
+
+    max_delay_s: float
+    max_url_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class CreateSpec:
+    """A validated request to create one timer."""
+
+    url: str
+    fire_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PatchSpec:
+    """A validated reschedule: a new due instant, a new url, or both."""
+
+    url: str | None
+    fire_at: float | None
+
+
+def parse_create(body: Any, *, now: float, limits: BodyLimits) -> CreateSpec:
+    """Validate a `POST /timers` body; raise BadRequest (400) or ValidationFailed (422)."""
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.")
+    errors: list[FieldError] = []
+    spec = _create_from(body, now, limits, "", errors)
+    if errors or spec is None:
+        raise ValidationFailed(errors)
+    return spec
+
+
+def parse_batch(body: Any, *, now: float, limits: BodyLimits, max_items: int) -> list[CreateSpec]:
+    """Validate a `POST /timers/batch` body: every item, all or nothing."""
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.")
+    items = body.get("timers")
+    if not isinstance(items, list):
+        raise ValidationFailed([FieldError("timers", "must be an array of timer objects")])
+    if not 1 <= len(items) <= max_items:
+        raise ValidationFailed([FieldError("timers", f"must hold between 1 and {max_items} items")])
+    errors: list[FieldError] = []
+    specs: list[CreateSpec] = []
+    for index, item in enumerate(items):
+        prefix = f"timers[{index}]."
+        if not isinstance(item, dict):
+            errors.append(FieldError(f"timers[{index}]", "must be a JSON object"))
+            continue
+        spec = _create_from(item, now, limits, prefix, errors)
+        if spec is not None:
+            specs.append(spec)
+    if errors:
+        raise ValidationFailed(errors)
+    return specs
+
+
+def parse_patch(body: Any, *, now: float, limits: BodyLimits) -> PatchSpec:
+    """Validate a `PATCH /timers/<id>` body: durations or `fire_at`, and/or `url`."""
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.")
+    errors: list[FieldError] = []
+    url = _url(body["url"], limits, "url", errors) if "url" in body else None
+    has_time = "fire_at" in body or any(name in body for name in DURATION_FIELDS)
+    fire_at = _due(body, now, limits, "", errors) if has_time else None
+    if not errors and url is None and fire_at is None:
+        errors.append(
+            FieldError("body", "give a new time (hours/minutes/seconds or fire_at) or url")
+        )
+    if errors:
+        raise ValidationFailed(errors)
+    return PatchSpec(url=url, fire_at=fire_at)
+
+
+def _create_from(
+    body: dict[str, Any], now: float, limits: BodyLimits, prefix: str, errors: list[FieldError]
+) -> CreateSpec | None:
+    before = len(errors)
+    if "url" in body:
+        url = _url(body["url"], limits, prefix + "url", errors)
+    else:
+        url = None
+        errors.append(FieldError(prefix + "url", "is required"))
+    fire_at = _due(body, now, limits, prefix, errors)
+    if len(errors) > before or url is None or fire_at is None:
+        return None
+    return CreateSpec(url=url, fire_at=fire_at)
+
+
+def _due(
+    body: dict[str, Any], now: float, limits: BodyLimits, prefix: str, errors: list[FieldError]
+) -> float | None:
+    """Return the due instant from durations or `fire_at`, or record why not."""
+    if "fire_at" in body:
+        present = [name for name in DURATION_FIELDS if name in body]
+        if present:
+            errors.append(
+                FieldError(prefix + "fire_at", f"cannot be combined with {', '.join(present)}")
+            )
+            return None
+        at = _instant(body["fire_at"], prefix + "fire_at", errors)
+        if at is None:
+            return None
+        if at - now > limits.max_delay_s:
+            errors.append(
+                FieldError(prefix + "fire_at", f"is more than {limits.max_delay_s:g} s away")
+            )
+            return None
+        return at
+    delay = 0.0
+    ok = True
+    for name in DURATION_FIELDS:
+        if name not in body:
+            continue
+        value = body[name]
+        field = prefix + name
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            errors.append(FieldError(field, "must be a non-negative number"))
+            ok = False
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            errors.append(FieldError(field, "must be a finite number"))
+            ok = False
+            continue
+        if value < 0:
+            errors.append(FieldError(field, "must not be negative"))
+            ok = False
+            continue
+        if name != "seconds" and isinstance(value, float) and not value.is_integer():
+            errors.append(FieldError(field, "must be a whole number"))
+            ok = False
+            continue
+        # compare before converting: an int like 10**400 does not fit a float
+        if value > limits.max_delay_s:
+            errors.append(FieldError(field, f"makes the delay exceed {limits.max_delay_s:g} s"))
+            ok = False
+            continue
+        delay += float(value) * _UNIT_S[name]
+    if not ok:
+        return None
+    if delay > limits.max_delay_s:
+        errors.append(
+            FieldError(prefix + "seconds", f"the total delay exceeds {limits.max_delay_s:g} s")
+        )
+        return None
+    return now + delay
+
+
+def _instant(value: Any, field: str, errors: list[FieldError]) -> float | None:
+    """Parse epoch seconds or an RFC 3339 string with an offset."""
+    if isinstance(value, bool):
+        errors.append(FieldError(field, "must be epoch seconds or an RFC 3339 string"))
+        return None
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            errors.append(FieldError(field, "must be a finite number"))
+            return None
+        if abs(value) > 1e11:
+            errors.append(FieldError(field, "is out of range"))
+            return None
+        return float(value)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            errors.append(FieldError(field, "is not an RFC 3339 date-time"))
+            return None
+        if "T" not in value.upper() or parsed.tzinfo is None:
+            errors.append(
+                FieldError(
+                    field, "must be an RFC 3339 date-time with an offset, like 2026-11-23T10:00:00Z"
+                )
+            )
+            return None
+        return parsed.timestamp()
+    errors.append(FieldError(field, "must be epoch seconds or an RFC 3339 string"))
+    return None
+
+
+def _url(value: Any, limits: BodyLimits, field: str, errors: list[FieldError]) -> str | None:
+    """Accept an absolute http(s) URL with a host, of bounded length, without controls."""
+    if not isinstance(value, str):
+        errors.append(FieldError(field, "must be a string"))
+        return None
+    if len(value) > limits.max_url_length:
+        errors.append(FieldError(field, f"must be at most {limits.max_url_length} characters"))
+        return None
+    if not value.isprintable() or " " in value:
+        errors.append(FieldError(field, "must not contain spaces or control characters"))
+        return None
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        errors.append(FieldError(field, "is not a valid URL"))
+        return None
+    if parts.scheme not in ("http", "https"):
+        errors.append(FieldError(field, "must be an absolute http or https URL"))
+        return None
+    if not host:
+        errors.append(FieldError(field, "must have a host"))
+        return None
+    if not host.isascii():
+        try:
+            host.encode("idna")
+        except UnicodeError:
+            errors.append(FieldError(field, "has a host name that is not valid"))
+            return None
+    return value
