@@ -1,0 +1,323 @@
+"""The Store contract, as one test class meant to run against every backend.
+
+Only SQLite exists today; a PostgreSQL backend adds itself to `BACKENDS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from timerd.errors import Conflict, DatabaseError, Unavailable
+from timerd.models import LIVE_STATUSES, Attempt, Outcome, Status, Timer, new_id
+from timerd.store import IdempotencyRecord, SqliteStore, Store
+from timerd.store.migrations import LATEST_VERSION, MIGRATIONS, migrate
+
+T0 = 1_800_000_000.0
+
+StoreFactory = Callable[[], Awaitable[SqliteStore]]
+
+
+def timer(at: float, **kw: object) -> Timer:
+    fields: dict[str, object] = {
+        "id": new_id(),
+        "url": "http://127.0.0.1:9/hook",
+        "fire_at": at,
+        "created_at": T0,
+        "next_at": at,
+        "updated_at": T0,
+    }
+    fields.update(kw)
+    return Timer(**fields)  # type: ignore[arg-type]
+
+
+async def open_sqlite(path: Path, **kw: object) -> SqliteStore:
+    store = SqliteStore(path, attempts_kept=3, **kw)  # type: ignore[arg-type]
+    await store.open()
+    return store
+
+
+BACKENDS = ["sqlite"]
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    assert request.param == "sqlite"
+    s = await open_sqlite(tmp_path / "t.db")
+    yield s
+    await s.close()
+
+
+class TestStoreContract:
+    """Behaviour every backend must show."""
+
+    async def test_round_trip(self, store: Store) -> None:
+        t = timer(T0 + 10)
+        await store.insert_timers([t])
+        assert await store.get_timer(t.id) == t
+        assert await store.get_timer("nope") is None
+
+    async def test_insert_is_all_or_nothing(self, store: Store) -> None:
+        existing = timer(T0 + 1)
+        await store.insert_timers([existing])
+        fresh = timer(T0 + 2)
+        with pytest.raises(Conflict):
+            await store.insert_timers([fresh, existing])
+        assert await store.get_timer(fresh.id) is None
+
+    async def test_concurrent_inserts_share_commits_and_fail_alone(self, store: Store) -> None:
+        existing = timer(T0)
+        await store.insert_timers([existing])
+        batch = [timer(T0 + i) for i in range(200)]
+        results = await asyncio.gather(
+            *(store.insert_timers([t]) for t in batch),
+            store.insert_timers([existing]),
+            return_exceptions=True,
+        )
+        assert all(r is None for r in results[:-1])
+        assert isinstance(results[-1], Conflict)
+        assert len(await store.get_timers([t.id for t in batch])) == 200
+
+    async def test_pagination_has_no_gaps_or_duplicates(self, store: Store) -> None:
+        # ties on fire_at are ordered by id
+        timers = [timer(T0 + (i // 7)) for i in range(250)]
+        await store.insert_timers(timers)
+        seen: list[str] = []
+        after = None
+        while True:
+            page = await store.list_timers(None, 33, after)
+            seen.extend(t.id for t in page)
+            if len(page) < 33:
+                break
+            after = (page[-1].fire_at, page[-1].id)
+        expected = [t.id for t in sorted(timers, key=lambda t: (t.fire_at, t.id))]
+        assert seen == expected
+
+    async def test_list_filters_by_status(self, store: Store) -> None:
+        pending = timer(T0 + 1)
+        cancelled = timer(T0 + 2, status=Status.CANCELLED, next_at=None)
+        await store.insert_timers([pending, cancelled])
+        assert [t.id for t in await store.list_timers(Status.CANCELLED, 10, None)] == [cancelled.id]
+        assert [t.id for t in await store.list_timers(Status.PENDING, 10, None)] == [pending.id]
+
+    async def test_due_keys_are_live_ordered_and_bounded(self, store: Store) -> None:
+        live = [timer(T0 + i) for i in range(10)]
+        done = timer(T0 + 0.5, status=Status.FIRED, next_at=None)
+        retrying = timer(T0 - 100, status=Status.RETRYING, next_at=T0 + 3.5)
+        await store.insert_timers([*live, done, retrying])
+        keys = await store.due_keys(None, T0 + 5, 100)
+        assert [k[1] for k in keys] == [t.id for t in live[:4]] + [retrying.id] + [
+            live[4].id,
+            live[5].id,
+        ]
+        first = await store.due_keys(None, T0 + 100, 3)
+        rest = await store.due_keys(first[-1], T0 + 100, 100)
+        assert len(first) == 3
+        assert len(first) + len(rest) == 11
+        assert not {k[1] for k in first} & {k[1] for k in rest}
+
+    async def test_update_applies_only_from_expected_status(self, store: Store) -> None:
+        t = timer(T0 + 5)
+        await store.insert_timers([t])
+        cancelled = t.evolve(status=Status.CANCELLED, next_at=None, updated_at=T0 + 1)
+        assert await store.update_timer(cancelled, frozenset({Status.PENDING}))
+        assert not await store.update_timer(
+            t.evolve(status=Status.FIRED, next_at=None), frozenset({Status.PENDING})
+        )
+        assert await store.get_timer(t.id) == cancelled
+        assert await store.due_keys(None, T0 + 100, 10) == []
+
+    async def test_record_attempt_keeps_last_n_history(self, store: Store) -> None:
+        t = timer(T0)
+        await store.insert_timers([t])
+        current = t
+        for n in range(1, 6):
+            current = current.evolve(
+                status=Status.RETRYING, attempts=n, next_at=T0 + n, last_error="HTTP 500"
+            )
+            await store.record_attempt(
+                current, Attempt(t.id, n, T0 + n, 1.5, 500, "HTTP 500", Outcome.RETRY)
+            )
+        history = await store.attempts(t.id)
+        assert [a.attempt for a in history] == [3, 4, 5]  # attempts_kept=3, oldest first
+        assert (await store.get_timer(t.id)) == current
+
+    async def test_late_outcome_cannot_undo_a_cancel(self, store: Store) -> None:
+        t = timer(T0)
+        await store.insert_timers([t])
+        cancelled = t.evolve(status=Status.CANCELLED, next_at=None)
+        await store.update_timer(cancelled, frozenset(LIVE_STATUSES))
+        fired = t.evolve(status=Status.FIRED, next_at=None, attempts=1)
+        await store.record_attempt(fired, Attempt(t.id, 1, T0, 1.0, 200, None, Outcome.DELIVERED))
+        stored = await store.get_timer(t.id)
+        assert stored is not None
+        assert stored.status is Status.CANCELLED
+
+    async def test_idempotency_records_and_purge(self, store: Store) -> None:
+        t = timer(T0)
+        record = IdempotencyRecord("POST /timers", "k1", "h", 201, '{"id": "x"}', T0)
+        await store.insert_timers([t], record)
+        assert await store.get_idempotency("POST /timers", "k1") == record
+        assert await store.get_idempotency("POST /timers/batch", "k1") is None
+        with pytest.raises(Conflict):
+            await store.insert_timers([timer(T0)], record)
+        assert await store.purge_idempotency(T0 + 1) == 1
+        assert await store.get_idempotency("POST /timers", "k1") is None
+
+    async def test_insert_missing_skips_existing(self, store: Store) -> None:
+        a, b = timer(T0), timer(T0 + 1)
+        assert await store.insert_missing([a]) == 1
+        assert await store.insert_missing([a, b]) == 1
+
+    async def test_count_by_status(self, store: Store) -> None:
+        await store.insert_timers(
+            [timer(T0), timer(T0), timer(T0, status=Status.FAILED, next_at=None)]
+        )
+        counts = await store.count_by_status()
+        assert counts[Status.PENDING] == 2
+        assert counts[Status.FAILED] == 1
+        assert counts[Status.FIRED] == 0
+
+
+class TestSqliteFile:
+    """What is particular to the SQLite file."""
+
+    async def test_reopen_keeps_everything(self, tmp_path: Path) -> None:
+        path = tmp_path / "t.db"
+        store = await open_sqlite(path)
+        t = timer(T0)
+        await store.insert_timers([t])
+        await store.close()
+        await store.close()  # idempotent
+        again = await open_sqlite(path)
+        assert await again.get_timer(t.id) == t
+        await again.close()
+
+    async def test_wal_mode_and_private_file_modes(self, tmp_path: Path) -> None:
+        path = tmp_path / "sub" / "t.db"
+        store = await open_sqlite(path)
+        await store.insert_timers([timer(T0)])
+        conn = sqlite3.connect(path)
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        conn.close()
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert path.parent.stat().st_mode & 0o777 == 0o700
+        await store.close()
+
+    async def test_migrates_an_older_schema(self, tmp_path: Path) -> None:
+        path = tmp_path / "old.db"
+        conn = sqlite3.connect(path, isolation_level=None)
+        migrate(conn, target=1)
+        conn.execute(
+            "INSERT INTO timers (id, url, fire_at, created_at, status, next_at, attempts, "
+            "updated_at) VALUES ('old1', 'http://x.example/h', ?, ?, 'pending', ?, 0, ?)",
+            (T0, T0, T0, T0),
+        )
+        conn.close()
+        store = await open_sqlite(path)
+        old = await store.get_timer("old1")
+        assert old is not None
+        assert old.url == "http://x.example/h"
+        await store.record_attempt(
+            old.evolve(status=Status.FIRED, next_at=None, attempts=1),
+            Attempt("old1", 1, T0, 2.0, 200, None, Outcome.DELIVERED),
+        )
+        assert [a.outcome for a in await store.attempts("old1")] == [Outcome.DELIVERED]
+        await store.close()
+        conn = sqlite3.connect(path)
+        assert (
+            conn.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION == len(MIGRATIONS)
+        )
+        conn.close()
+
+    async def test_refuses_a_newer_schema(self, tmp_path: Path) -> None:
+        path = tmp_path / "new.db"
+        conn = sqlite3.connect(path)
+        conn.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
+        conn.close()
+        with pytest.raises(DatabaseError, match="newer"):
+            await open_sqlite(path)
+
+    async def test_refuses_a_corrupt_file_without_touching_it(self, tmp_path: Path) -> None:
+        path = tmp_path / "bad.db"
+        junk = b"this is not sqlite at all" * 400
+        path.write_bytes(junk)
+        with pytest.raises(DatabaseError):
+            await open_sqlite(path)
+        assert path.read_bytes() == junk
+
+    async def test_refuses_a_foreign_sqlite_database(self, tmp_path: Path) -> None:
+        path = tmp_path / "other.db"
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE stuff (x)")
+        conn.close()
+        with pytest.raises(DatabaseError, match="not a timerd"):
+            await open_sqlite(path)
+
+    async def test_read_only_store_reads_and_never_writes(self, tmp_path: Path) -> None:
+        path = tmp_path / "t.db"
+        writer = await open_sqlite(path)
+        t = timer(T0)
+        await writer.insert_timers([t])
+        reader = SqliteStore(path, read_only=True)
+        await reader.open()
+        assert await reader.get_timer(t.id) == t
+        with pytest.raises(Unavailable):
+            await reader.insert_timers([timer(T0)])
+        await reader.close()
+        await writer.close()
+        with pytest.raises(DatabaseError):
+            await SqliteStore(tmp_path / "missing.db", read_only=True).open()
+        assert not (tmp_path / "missing.db").exists()
+
+    async def test_full_disk_answers_unavailable_and_keeps_acknowledged(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "t.db"
+        store = await open_sqlite(path)
+        kept = timer(T0)
+        await store.insert_timers([kept])
+        assert store._writer_conn is not None
+        await store._writer_conn.execute("PRAGMA max_page_count = 1")  # the disk is "full"
+        big = [timer(T0, url="http://x.example/" + "a" * 1500) for _ in range(50)]
+        with pytest.raises(Unavailable):
+            await store.insert_timers(big)
+        await store._writer_conn.execute("PRAGMA max_page_count = 1073741823")  # space again
+        await store.insert_timers(big)  # recovers by itself
+        assert await store.get_timer(kept.id) == kept
+        await store.close()
+
+    @pytest.mark.parametrize(
+        ("sql", "index"),
+        [
+            (
+                "SELECT next_at, id FROM timers WHERE next_at IS NOT NULL "
+                "AND (next_at, id) > (0, '') AND next_at <= 1 ORDER BY next_at, id LIMIT 5",
+                "timers_next",
+            ),
+            ("SELECT * FROM timers ORDER BY fire_at, id LIMIT 5", "timers_fire"),
+            (
+                "SELECT * FROM timers WHERE (fire_at, id) > (0, '') ORDER BY fire_at, id LIMIT 5",
+                "timers_fire",
+            ),
+            (
+                "SELECT * FROM timers WHERE status = 'pending' AND (fire_at, id) > (0, '') "
+                "ORDER BY fire_at, id LIMIT 5",
+                "timers_status_fire",
+            ),
+        ],
+    )
+    async def test_queries_use_indexes_not_scans(
+        self, tmp_path: Path, sql: str, index: str
+    ) -> None:
+        store = await open_sqlite(tmp_path / "t.db")
+        await store.close()
+        conn = sqlite3.connect(tmp_path / "t.db")
+        plan = " ".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql))
+        conn.close()
+        assert index in plan
+        assert "TEMP B-TREE" not in plan
