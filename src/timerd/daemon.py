@@ -94,6 +94,10 @@ def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Applicat
 def run(settings: Settings) -> int:
     """Serve until SIGTERM or SIGINT; return the process exit code."""
     configure_logging(settings.log_level, settings.log_format)
+    import os as _os
+
+    if _os.environ.get("SWI"):
+        sys.setswitchinterval(float(_os.environ["SWI"]))
     try:
         settings.db.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import math
+import os
 import re
-import secrets
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -30,9 +31,32 @@ ID_BYTES = 16
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
+class _RandomPool:
+    """`os.urandom` 64 KiB at a time: one system call per 4096 ids instead of one per id.
+
+    Measurable at tens of thousands of creates a second. The pool never outlives a fork
+    because the daemon never forks.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._buf = b""
+        self._at = 0
+
+    def take(self, n: int) -> bytes:
+        if self._at + n > len(self._buf):
+            self._buf, self._at = os.urandom(self._size), 0
+        chunk = self._buf[self._at : self._at + n]
+        self._at += n
+        return chunk
+
+
+_random = _RandomPool(ID_BYTES * 4096)
+
+
 def new_id() -> str:
     """Return a fresh, unguessable, URL-safe id (22 characters, never `batch`)."""
-    return secrets.token_urlsafe(ID_BYTES)
+    return base64.urlsafe_b64encode(_random.take(ID_BYTES)).rstrip(b"=").decode()
 
 
 def is_plausible_id(value: str) -> bool:
@@ -93,11 +117,20 @@ class Timer:
 
     def to_json(self, now: float) -> dict[str, Any]:
         """Return the API representation, with `time_left` computed at `now`."""
-        body = asdict(self)
-        body["status"] = self.status.value
-        body["time_left"] = time_left_s(self.fire_at, self.status, now)
-        body["next_attempt_at"] = body.pop("next_at")
-        return body
+        return {
+            "id": self.id,
+            "url": self.url,
+            "status": self.status.value,
+            "time_left": time_left_s(self.fire_at, self.status, now),
+            "fire_at": self.fire_at,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "next_attempt_at": self.next_at,
+            "fired_at": self.fired_at,
+            "attempts": self.attempts,
+            "last_status_code": self.last_status_code,
+            "last_error": self.last_error,
+        }
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Timer:

@@ -36,24 +36,60 @@ _COLUMNS = (
     "id, url, fire_at, created_at, status, next_at, attempts, updated_at, fired_at, "
     "last_status_code, last_error"
 )
-_INSERT = f"INSERT INTO timers ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_INSERT_MISSING = _INSERT.replace("INSERT INTO", "INSERT OR IGNORE INTO")
+_COLUMN_COUNT = 11
+_INSERT = f"INSERT INTO timers ({_COLUMNS})"
+_INSERT_MISSING = f"INSERT OR IGNORE INTO timers ({_COLUMNS})"
 _SET_STATE = (
     "status = ?, next_at = ?, attempts = ?, updated_at = ?, fired_at = ?, "
     "last_status_code = ?, last_error = ?"
 )
-_BUMP_SEQ = "UPDATE timers SET history_seq = history_seq + 1 WHERE id = ?"
-_INSERT_ATTEMPT = (
-    "INSERT INTO attempts (timer_id, seq, attempt, started_at, duration_ms, status_code, "
-    "error, outcome) SELECT id, history_seq, ?, ?, ?, ?, ?, ? FROM timers WHERE id = ?"
+# Delivery outcomes are applied set-wise from a temp table: a handful of statements per
+# commit whatever its size, because every sqlite3 step hands the GIL to and from this
+# thread, and a statement per outcome would make a burst pay that toll thousands of times.
+_OUTCOME_COLUMNS = (
+    "id, url, fire_at, status, next_at, attempts, updated_at, fired_at, last_status_code, "
+    "last_error, attempt, started_at, duration_ms, outcome"
 )
-_APPLY_OUTCOME = (
-    f"UPDATE timers SET url = ?, fire_at = ?, {_SET_STATE} WHERE id = ? AND status IN {_LIVE!r}"
+_CREATE_OUTCOMES = f"CREATE TEMP TABLE IF NOT EXISTS outcomes ({_OUTCOME_COLUMNS})"
+_BUMP_SEQ = (
+    "UPDATE timers SET history_seq = history_seq + 1 WHERE id IN (SELECT id FROM temp.outcomes)"
+)
+_INSERT_ATTEMPTS = (
+    "INSERT INTO attempts (timer_id, seq, attempt, started_at, duration_ms, status_code, "
+    "error, outcome) SELECT o.id, t.history_seq, o.attempt, o.started_at, o.duration_ms, "
+    "o.last_status_code, o.last_error, o.outcome FROM temp.outcomes o JOIN timers t ON t.id = o.id"
+)
+_APPLY_OUTCOMES = (
+    "UPDATE timers SET (url, fire_at, status, next_at, attempts, updated_at, fired_at, "
+    "last_status_code, last_error) = (SELECT o.url, o.fire_at, o.status, o.next_at, o.attempts, "
+    "o.updated_at, o.fired_at, o.last_status_code, o.last_error FROM temp.outcomes o "
+    "WHERE o.id = timers.id) "
+    f"WHERE id IN (SELECT id FROM temp.outcomes) AND status IN {_LIVE!r}"
 )
 _TRIM_ATTEMPTS = (
-    "DELETE FROM attempts WHERE timer_id = ? "
-    "AND seq <= (SELECT history_seq FROM timers WHERE id = ?) - ?"
+    "DELETE FROM attempts WHERE (timer_id, seq) IN (SELECT o.id, t.history_seq - ? "
+    "FROM temp.outcomes o JOIN timers t ON t.id = o.id WHERE t.history_seq > ?)"
 )
+_ROWS_PER_STATEMENT = 500
+"""Rows per multi-row INSERT: one sqlite3 step (and one GIL hand-off) inserts them all."""
+
+
+def _values(width: int, rows: int) -> str:
+    one = "(" + ", ".join("?" * width) + ")"
+    return ", ".join([one] * rows)
+
+
+async def _insert_rows(
+    conn: aiosqlite.Connection, head: str, width: int, rows: Sequence[tuple[Any, ...]]
+) -> int:
+    """Insert `rows` with multi-row VALUES statements; return how many rows were inserted."""
+    inserted = 0
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[start : start + _ROWS_PER_STATEMENT]
+        params = [value for row in chunk for value in row]
+        cursor = await conn.execute(f"{head} VALUES {_values(width, len(chunk))}", params)
+        inserted += cursor.rowcount
+    return inserted
 
 
 def _row(timer: Timer) -> tuple[Any, ...]:
@@ -167,6 +203,8 @@ class SqliteStore:
         self._has_work = asyncio.Event()
         self._writer_task: asyncio.Task[None] | None = None
         self._closing = False
+        self._lookups: dict[str, list[asyncio.Future[Timer | None]]] = {}
+        self._lookup_task: asyncio.Task[None] | None = None
 
     @property
     def queued_writes(self) -> int:
@@ -335,22 +373,20 @@ class SqliteStore:
     async def _apply(self, conn: aiosqlite.Connection, kind: str, run: list[_Write]) -> list[Any]:
         if kind == "insert":
             rows = [_row(t) for w in run for t in w.args[0]]
-            await conn.executemany(_INSERT, rows)
-            keys = [w.args[1] for w in run if w.args[1] is not None]
+            await _insert_rows(conn, _INSERT, _COLUMN_COUNT, rows)
+            keys = [
+                (k.route, k.key, k.body_hash, k.status, k.response, k.created_at)
+                for w in run
+                if (k := w.args[1]) is not None
+            ]
             if keys:
-                await conn.executemany(
-                    "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        (k.route, k.key, k.body_hash, k.status, k.response, k.created_at)
-                        for k in keys
-                    ],
-                )
+                await _insert_rows(conn, "INSERT INTO idempotency", 6, keys)
             return [None] * len(run)
         if kind == "insert_missing":
             counts = []
             for write in run:
-                cursor = await conn.executemany(_INSERT_MISSING, [_row(t) for t in write.args[0]])
-                counts.append(cursor.rowcount)
+                rows = [_row(t) for t in write.args[0]]
+                counts.append(await _insert_rows(conn, _INSERT_MISSING, _COLUMN_COUNT, rows))
             return counts
         if kind == "update_if":
             (write,) = run
@@ -378,29 +414,26 @@ class SqliteStore:
     async def _apply_attempts(
         self, conn: aiosqlite.Connection, outcomes: list[tuple[Timer, Attempt]]
     ) -> None:
-        ids = [(t.id,) for t, _ in outcomes]
-        await conn.executemany(_BUMP_SEQ, ids)
-        await conn.executemany(
-            _INSERT_ATTEMPT,
-            [
-                (
-                    a.attempt,
-                    a.started_at,
-                    a.duration_ms,
-                    a.status_code,
-                    a.error,
-                    a.outcome.value,
-                    t.id,
-                )
-                for t, a in outcomes
-            ],
-        )
-        await conn.executemany(
-            _APPLY_OUTCOME, [(t.url, t.fire_at, *_state(t), t.id) for t, _ in outcomes]
-        )
-        await conn.executemany(
-            _TRIM_ATTEMPTS, [(t.id, t.id, self._attempts_kept) for t, _ in outcomes]
-        )
+        await conn.execute(_CREATE_OUTCOMES)
+        rows = [
+            (
+                t.id,
+                t.url,
+                t.fire_at,
+                *_state(t),
+                a.attempt,
+                a.started_at,
+                a.duration_ms,
+                a.outcome.value,
+            )
+            for t, a in outcomes
+        ]
+        await _insert_rows(conn, "INSERT INTO temp.outcomes", 14, rows)
+        await conn.execute(_BUMP_SEQ)
+        await conn.execute(_INSERT_ATTEMPTS)
+        await conn.execute(_APPLY_OUTCOMES)
+        await conn.execute(_TRIM_ATTEMPTS, (self._attempts_kept, self._attempts_kept))
+        await conn.execute("DELETE FROM temp.outcomes")
 
     # reads --------------------------------------------------------------------------------
 
@@ -413,9 +446,35 @@ class SqliteStore:
             raise Unavailable(f"the database cannot be read now: {exc}") from None
 
     async def get_timer(self, timer_id: str) -> Timer | None:
-        """Return the timer with that id, or None."""
-        rows = await self._read(f"SELECT {_COLUMNS} FROM timers WHERE id = ?", (timer_id,))
-        return _timer(rows[0]) if rows else None
+        """Return the timer with that id, or None.
+
+        Lookups that arrive while one is running are answered together by one query: the
+        read-side twin of group commit, since each query costs a trip to the reader thread.
+        """
+        future: asyncio.Future[Timer | None] = asyncio.get_running_loop().create_future()
+        self._lookups.setdefault(timer_id, []).append(future)
+        if self._lookup_task is None:
+            self._lookup_task = asyncio.create_task(self._run_lookups())
+        return await future
+
+    async def _run_lookups(self) -> None:
+        try:
+            while self._lookups:
+                batch, self._lookups = self._lookups, {}
+                try:
+                    found = {t.id: t for t in await self.get_timers(list(batch))}
+                except Exception as exc:  # hand the failure to every waiting caller
+                    for futures in batch.values():
+                        for future in futures:
+                            if not future.done():
+                                future.set_exception(exc)
+                    continue
+                for timer_id, futures in batch.items():
+                    for future in futures:
+                        if not future.done():
+                            future.set_result(found.get(timer_id))
+        finally:
+            self._lookup_task = None
 
     async def get_timers(self, timer_ids: Sequence[str]) -> list[Timer]:
         """Return the existing timers among `timer_ids`."""
