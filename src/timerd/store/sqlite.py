@@ -319,10 +319,12 @@ class SqliteStore:
         try:
             results = await self._transaction(batch)
         except sqlite3.Error as exc:
-            if len(batch) == 1:
-                self._settle_error(batch[0], exc)
+            if len(batch) == 1 or not isinstance(exc, sqlite3.IntegrityError):
+                # a busy, full or failing disk fails every write alike, and at once
+                for write in batch:
+                    self._settle_error(write, exc)
                 return
-            # isolate the culprit: each write alone, so one bad write fails only itself
+            # one write broke a constraint: each alone, so only the culprit fails
             for write in batch:
                 try:
                     (result,) = await self._transaction([write])
