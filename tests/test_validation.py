@@ -1,0 +1,217 @@
+"""Pure tests of timerd.validation: the body rules without HTTP."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from timerd.errors import BadRequest, ValidationFailed
+from timerd.validation import BodyLimits, parse_batch, parse_create, parse_patch
+
+NOW = 1_800_000_000.0
+LIMITS = BodyLimits(max_delay_s=1000.0, max_url_length=100)
+URL = "https://a.example/hook"
+
+
+def fields_of(excinfo: pytest.ExceptionInfo[ValidationFailed]) -> list[str]:
+    return sorted(e.field for e in excinfo.value.errors)
+
+
+@pytest.mark.parametrize(
+    ("body", "delay_s"),
+    [
+        ({}, 0),
+        ({"seconds": 0.5}, 0.5),
+        ({"minutes": 2, "seconds": 1}, 121),
+        ({"hours": 0, "minutes": 16, "seconds": 40}, 1000),
+        ({"seconds": 1000}, 1000),
+        ({"hours": 0.0}, 0),
+    ],
+)
+def test_durations(body: dict[str, Any], delay_s: float) -> None:
+    spec = parse_create({**body, "url": URL}, now=NOW, limits=LIMITS)
+    assert spec.fire_at == pytest.approx(NOW + delay_s)
+    assert spec.url == URL
+
+
+@pytest.mark.parametrize("body", [[], "x", 1, None, 1.5, True])
+def test_not_an_object_is_bad_request(body: Any) -> None:
+    for parse in (parse_create, parse_patch):
+        with pytest.raises(BadRequest):
+            parse(body, now=NOW, limits=LIMITS)
+    with pytest.raises(BadRequest):
+        parse_batch(body, now=NOW, limits=LIMITS, max_items=10)
+
+
+@pytest.mark.parametrize("field", ["hours", "minutes", "seconds"])
+@pytest.mark.parametrize(
+    "value",
+    [True, False, None, "1", [], {}, -1, -1e-9, math.nan, math.inf, -math.inf, 10**400],
+    ids=repr,
+)
+def test_bad_durations(field: str, value: Any) -> None:
+    with pytest.raises(ValidationFailed) as excinfo:
+        parse_create({field: value, "url": URL}, now=NOW, limits=LIMITS)
+    assert fields_of(excinfo) == [field]
+
+
+@pytest.mark.parametrize(("field", "value"), [("hours", 1.5), ("minutes", 0.1)])
+def test_fractional_hours_and_minutes(field: str, value: float) -> None:
+    with pytest.raises(ValidationFailed) as excinfo:
+        parse_create({field: value, "url": URL}, now=NOW, limits=LIMITS)
+    assert fields_of(excinfo) == [field]
+
+
+def test_total_over_the_maximum() -> None:
+    with pytest.raises(ValidationFailed) as excinfo:
+        parse_create({"minutes": 16, "seconds": 41, "url": URL}, now=NOW, limits=LIMITS)
+    assert fields_of(excinfo) == ["seconds"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (NOW + 10, NOW + 10),
+        (int(NOW) + 10, NOW + 10),
+        (0, 0.0),
+        ("2027-01-15T08:00:00Z", 1_800_000_000.0),
+        ("2027-01-15T10:00:00+02:00", 1_800_000_000.0),
+    ],
+)
+def test_fire_at(value: Any, expected: float) -> None:
+    spec = parse_create({"fire_at": value, "url": URL}, now=NOW, limits=LIMITS)
+    assert spec.fire_at == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2027-01-15T08:00:00",
+        "2027-01-15",
+        "soon",
+        True,
+        None,
+        math.nan,
+        math.inf,
+        NOW + 1001,
+        [NOW],
+    ],
+    ids=repr,
+)
+def test_bad_fire_at(value: Any) -> None:
+    with pytest.raises(ValidationFailed) as excinfo:
+        parse_create({"fire_at": value, "url": URL}, now=NOW, limits=LIMITS)
+    assert fields_of(excinfo) == ["fire_at"]
+
+
+@pytest.mark.parametrize("durations", [{"hours": 0}, {"minutes": 0}, {"seconds": 0}])
+def test_fire_at_excludes_durations(durations: dict[str, int]) -> None:
+    with pytest.raises(ValidationFailed):
+        parse_create({"fire_at": NOW, "url": URL, **durations}, now=NOW, limits=LIMITS)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/x",
+        "ftp://a.example",
+        "http://",
+        "http:///x",
+        "https://a.example/ x",
+        "https://a.example/\x00",
+        "https://a.example:99999",
+        "https://a.example/" + "x" * 100,
+        None,
+        5,
+    ],
+    ids=repr,
+)
+def test_bad_urls(url: Any) -> None:
+    with pytest.raises(ValidationFailed) as excinfo:
+        parse_create({"url": url}, now=NOW, limits=LIMITS)
+    assert fields_of(excinfo) == ["url"]
+
+
+def test_url_at_the_length_limit() -> None:
+    url = "https://a.example/" + "x" * (100 - len("https://a.example/"))
+    assert parse_create({"url": url}, now=NOW, limits=LIMITS).url == url
+
+
+def test_batch_prefixes_fields_and_keeps_order() -> None:
+    specs = parse_batch(
+        {"timers": [{"seconds": i, "url": f"{URL}/{i}"} for i in range(3)]},
+        now=NOW,
+        limits=LIMITS,
+        max_items=3,
+    )
+    assert [s.url for s in specs] == [f"{URL}/{i}" for i in range(3)]
+    with pytest.raises(ValidationFailed) as excinfo:
+        parse_batch(
+            {"timers": [{"url": URL}, {"url": "x", "seconds": -1}, 7]},
+            now=NOW,
+            limits=LIMITS,
+            max_items=3,
+        )
+    assert fields_of(excinfo) == ["timers[1].seconds", "timers[1].url", "timers[2]"]
+
+
+@pytest.mark.parametrize("items", [[], [{"url": URL}] * 4])
+def test_batch_size(items: list[Any]) -> None:
+    with pytest.raises(ValidationFailed) as excinfo:
+        parse_batch({"timers": items}, now=NOW, limits=LIMITS, max_items=3)
+    assert fields_of(excinfo) == ["timers"]
+
+
+def test_patch() -> None:
+    assert parse_patch({"url": URL}, now=NOW, limits=LIMITS).fire_at is None
+    spec = parse_patch({"seconds": 5}, now=NOW, limits=LIMITS)
+    assert spec.url is None
+    assert spec.fire_at == NOW + 5
+    with pytest.raises(ValidationFailed):
+        parse_patch({}, now=NOW, limits=LIMITS)
+    with pytest.raises(ValidationFailed):
+        parse_patch({"other": 1}, now=NOW, limits=LIMITS)
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=30)
+    | st.sampled_from([URL, "2027-01-15T08:00:00Z", "2027-01-15T08:00:00"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=10,
+)
+BODY = st.dictionaries(
+    st.sampled_from(["hours", "minutes", "seconds", "fire_at", "url", "x"]), JSON, max_size=5
+)
+
+
+def _outcome(parse: Any, body: Any) -> str:
+    """Run one parser; return "ok" or the error class name, letting anything else escape."""
+    try:
+        spec = parse(body)
+    except BadRequest:
+        return "BadRequest"
+    except ValidationFailed as exc:
+        return "ValidationFailed" if exc.errors else "ValidationFailed without errors"
+    if spec is not None and getattr(spec, "fire_at", None) is not None:
+        assert math.isfinite(spec.fire_at)
+        assert spec.fire_at - NOW <= LIMITS.max_delay_s
+    return "ok"
+
+
+@settings(max_examples=150, database=None, deadline=None)
+@given(body=BODY | JSON)
+def test_any_json_is_accepted_or_rejected_cleanly(body: Any) -> None:
+    outcomes = {
+        _outcome(lambda b: parse_create(b, now=NOW, limits=LIMITS), body),
+        _outcome(lambda b: parse_patch(b, now=NOW, limits=LIMITS), body),
+        _outcome(lambda b: parse_batch({"timers": [b]}, now=NOW, limits=LIMITS, max_items=3), body),
+    }
+    assert outcomes <= {"ok", "BadRequest", "ValidationFailed"}
