@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -77,9 +78,12 @@ def test_example_config_lists_every_setting_with_its_default() -> None:
     for f in setting_fields():
         match = re.search(rf"^#?\s*{f.name}\s*=\s*(.+)$", text, re.MULTILINE)
         assert match, f"timerd.toml.example lacks {f.name}"
-        if f.name != "db":
+        expected = getattr(defaults, f.name)
+        if isinstance(expected, bool | tuple):  # TOML literals: false, ["a", "b"]
+            value = tomllib.loads(f"v = {match.group(1)}")["v"]
+            assert value == (list(expected) if isinstance(expected, tuple) else expected)
+        elif f.name != "db":
             value = match.group(1).strip().strip('"')
-            expected = getattr(defaults, f.name)
             assert type(expected)(value) == expected, f"{f.name}: {value} != {expected}"
 
 

@@ -10,12 +10,14 @@ import binascii
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from timerd.auth import auth_middleware
 from timerd.errors import (
     BadRequest,
     FieldError,
@@ -32,6 +34,7 @@ from timerd.openapi import openapi_document
 from timerd.service import TimerService
 from timerd.store import Cursor, IdempotencyRecord
 from timerd.validation import BodyLimits, parse_batch, parse_create, parse_patch
+from timerd.webui import add_ui_routes, is_public_path
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,11 @@ PROBLEM_TYPE = "application/problem+json"
 JSON_TYPE = "application/json"
 ROUTE_CREATE = "POST /timers"
 ROUTE_BATCH = "POST /timers/batch"
-_HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}
+_HTTP_PROBLEMS = {
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("payload-too-large", "Payload too large"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +111,12 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        slug = _HTTP_SLUGS.get(exc.status, "http-error")
-        detail = exc.text if exc.status not in _HTTP_SLUGS else _http_detail(exc, request)
-        return problem(exc.status, slug, exc.reason, detail or exc.reason)
+        slug, title = _HTTP_PROBLEMS.get(exc.status, ("http-error", exc.reason))
+        detail = exc.text if exc.status not in _HTTP_PROBLEMS else _http_detail(exc, request)
+        response = problem(exc.status, slug, title, detail or exc.reason)
+        if exc.status == 405:
+            response.headers["Allow"] = ", ".join(sorted(getattr(exc, "allowed_methods", ())))
+        return response
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem(500, "internal", "Internal error", "An unexpected error was logged.")
@@ -145,9 +155,23 @@ def _idempotency_key(request: web.Request) -> str | None:
     return key
 
 
-def _body_hash(body: Any) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def _body_hash(body: Any, raw: bytes) -> str:
+    """Hash the parsed body so that equal JSON (key order, 3600 vs 3600.0) hashes alike."""
+    try:
+        canonical = json.dumps(_canonical(body), sort_keys=True, separators=(",", ":")).encode()
+    except (RecursionError, ValueError):  # absurdly deep: fall back to the exact bytes
+        canonical = b"raw:" + raw
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
 
 
 def _replay(record: IdempotencyRecord, body_hash: str) -> web.Response:
@@ -174,7 +198,7 @@ async def _create_idempotently(
     if key is None:
         return await create(None), None
     service = request.app[SERVICE]
-    body_hash = _body_hash(body)
+    body_hash = _body_hash(body, await request.read())
     with service.idempotency_slot(route, key):
         record = await service.store.get_idempotency(route, key)
         if record and record.created_at >= service.clock.now() - request.app[LIMITS].retention_s:
@@ -285,8 +309,11 @@ def decode_cursor(text: str) -> Cursor:
         at, tid = json.loads(raw)
         if isinstance(at, bool) or not isinstance(at, int | float) or not isinstance(tid, str):
             raise ValueError
-        return float(at), tid
-    except (ValueError, TypeError, binascii.Error, RecursionError):
+        position = float(at)
+        if not math.isfinite(position):
+            raise ValueError
+        return position, tid
+    except (ValueError, TypeError, OverflowError, binascii.Error, RecursionError):
         raise ValidationFailed([FieldError("cursor", "is not a cursor from this API")]) from None
 
 
@@ -306,7 +333,11 @@ async def list_timers(request: web.Request) -> web.Response:
     limit = 100
     raw_limit = query.get("limit")
     if raw_limit is not None:
-        if raw_limit.isdigit() and 1 <= int(raw_limit) <= limits.list_limit_max:
+        if (
+            raw_limit.isascii()
+            and raw_limit.isdigit()
+            and 1 <= int(raw_limit) <= limits.list_limit_max
+        ):
             limit = int(raw_limit)
         else:
             errors.append(
@@ -361,11 +392,15 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz, allow_head=False)
     app.router.add_get("/metrics", metrics, allow_head=False)
     app.router.add_get("/openapi.json", openapi, allow_head=False)
+    add_ui_routes(app)
 
 
-def build_api(service: TimerService, limits: ApiLimits, max_body_bytes: int) -> web.Application:
-    """Return the aiohttp application serving the API over `service`."""
-    app = web.Application(middlewares=[problem_middleware], client_max_size=max_body_bytes)
+def build_api(
+    service: TimerService, limits: ApiLimits, max_body_bytes: int, token: str = ""
+) -> web.Application:
+    """Return the aiohttp application serving the API over `service`; `token`: required bearer."""
+    middlewares = [problem_middleware, *([auth_middleware(token, is_public_path)] if token else [])]
+    app = web.Application(middlewares=middlewares, client_max_size=max_body_bytes)
     app[SERVICE] = service
     app[LIMITS] = limits
     add_routes(app)

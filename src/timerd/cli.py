@@ -88,7 +88,14 @@ def json_option(fn: F) -> F:
 
 
 def _client(addr: str) -> Client:
-    return Client(addr)
+    """Return a client for `addr` with the API token of the same config `serve` reads."""
+    from timerd.auth import read_token
+
+    try:
+        token = read_token(load_settings())
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    return Client(addr, token=token or None)
 
 
 def _check_source(ctx: click.Context, db: Path | None) -> None:
@@ -122,17 +129,24 @@ def _serve_options(fn: F) -> F:
         )
         if "choices" in f.metadata:
             click_type = click.Choice(f.metadata["choices"], case_sensitive=False)
+        # a bool setting is a bare flag (--insecure); unset stays None so env and file count
+        as_flag: dict[str, Any] = {"is_flag": True, "flag_value": True} if kind == "bool" else {}
         fn = click.option(
             flag,
             f.name,
-            type=click_type,
+            type=None if as_flag else click_type,
             default=None,
             help=f"{f.metadata['help']} [env {env_name(f.name)}; default {_show(f.default)}]",
+            **as_flag,
         )(fn)
     return fn
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, tuple):  # list settings take commas on the command line
+        return ",".join(value) or "none"
+    if value == "":
+        return "none"
     return "the user data folder" if str(value) == "~timerd-default" else str(value)
 
 
@@ -503,11 +517,12 @@ def import_(source: Any, db: Path) -> None:
 
 
 def _register_extras() -> None:
-    try:
-        from timerd.cli_service import service
-    except ImportError:  # pragma: no cover - shipped together
-        return
-    cli.add_command(service)
+    """Add the command groups that live in their own modules."""
+    from timerd.cli_ops import backup, stats
+    from timerd.cli_service import service
+
+    for command in (service, backup, stats):
+        cli.add_command(command)
 
 
 _register_extras()

@@ -26,6 +26,21 @@ TEN_YEARS_S = 10 * 365.25 * 86400
 SYNCHRONOUS_MODES = ("off", "normal", "full", "extra")
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_DENY_NETWORKS = (
+    "0.0.0.0/8",
+    "169.254.0.0/16",
+    "100.100.100.200/32",
+    "192.0.0.192/32",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "::/128",
+    "fe80::/10",
+    "fd00:ec2::254/128",
+    "ff00::/8",
+)
+DEFAULT_DENY_HOSTS = ("metadata.google.internal",)
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 def default_db_path() -> Path:
@@ -39,7 +54,8 @@ def default_config_path() -> Path:
 
 
 def _setting(default: Any, help: str, **kw: Any) -> Any:
-    return field(default=default, metadata={"help": help, **kw})
+    # a secret never shows in repr(Settings) nor in an error message
+    return field(default=default, repr=not kw.get("secret"), metadata={"help": help, **kw})
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +106,35 @@ class Settings:
     )
     log_level: str = _setting("info", "Least severe log level shown.", choices=LOG_LEVELS)
     log_format: str = _setting("text", "Log format: plain text or JSON lines.", choices=LOG_FORMATS)
+    token: str = _setting(
+        "",
+        "API token clients send as 'Authorization: Bearer <token>'; empty: no auth.",
+        secret=True,
+    )
+    token_file: str = _setting("", "File whose first line is the API token (if token is empty).")
+    insecure: bool = _setting(False, "Allow listening on a non-loopback address without a token.")
+    allow_networks: tuple[str, ...] = _setting(
+        (), "Webhook destination networks allowed (CIDR list; beats a shorter deny).", list=True
+    )
+    deny_networks: tuple[str, ...] = _setting(
+        DEFAULT_DENY_NETWORKS,
+        "Webhook destination networks denied (CIDR list; link-local and metadata by default).",
+        list=True,
+    )
+    allow_hosts: tuple[str, ...] = _setting(
+        (),
+        "Webhook host name patterns allowed ('*.example.com'; beats a less specific deny).",
+        list=True,
+    )
+    deny_hosts: tuple[str, ...] = _setting(
+        DEFAULT_DENY_HOSTS, "Webhook host name patterns denied.", list=True
+    )
+    signing_secret: str = _setting(
+        "", "Sign webhooks (Standard Webhooks): 'whsec_<base64>' or a raw string.", secret=True
+    )
+    max_pending: int = _setting(
+        10_000_000, "Most pending or retrying timers before creates get 429; 0: no limit.", min=0
+    )
 
     def __post_init__(self) -> None:
         if self.db == Path("~timerd-default"):
@@ -171,6 +216,10 @@ def _coerce(f: dataclasses.Field[Any], value: Any, source: str) -> Any:
             result = float(value)
             if not math.isfinite(result):
                 raise ValueError
+        elif kind == "bool":
+            result = _to_bool(value)
+        elif kind == "tuple[str, ...]":
+            result = _to_list(value)
         elif kind == "Path":
             if not isinstance(value, str | Path) or str(value) == "":
                 raise ValueError
@@ -180,7 +229,8 @@ def _coerce(f: dataclasses.Field[Any], value: Any, source: str) -> Any:
                 raise ValueError
             result = value.lower() if "choices" in f.metadata else value
     except (TypeError, ValueError):
-        raise ConfigError(f"{source}: expected {_kind_name(kind)}, got {value!r}") from None
+        got = "another type" if f.metadata.get("secret") else repr(value)
+        raise ConfigError(f"{source}: expected {_kind_name(kind)}, got {got}") from None
     meta = f.metadata
     if "choices" in meta and result not in meta["choices"]:
         raise ConfigError(f"{source}: must be one of {', '.join(meta['choices'])}, got {value!r}")
@@ -191,5 +241,29 @@ def _coerce(f: dataclasses.Field[Any], value: Any, source: str) -> Any:
     return result
 
 
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError
+
+
+def _to_list(value: Any) -> tuple[str, ...]:
+    """Accept a TOML array of strings or a comma-separated string (env, flags)."""
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        return tuple(item.strip() for item in value if item.strip())
+    raise ValueError
+
+
 def _kind_name(kind: str) -> str:
-    return {"int": "an integer", "float": "a number", "Path": "a path"}.get(kind, "a string")
+    names = {
+        "int": "an integer",
+        "float": "a number",
+        "Path": "a path",
+        "bool": "true or false",
+        "tuple[str, ...]": "a list of strings",
+    }
+    return names.get(kind, "a string")

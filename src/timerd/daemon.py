@@ -15,26 +15,36 @@ import sys
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 
 from timerd import sdnotify
 from timerd.api import ApiLimits, build_api
+from timerd.auth import check_serve_settings, read_token
 from timerd.clock import Clock, SystemClock
 from timerd.config import Settings
 from timerd.delivery import Deliverer, DeliveryPolicy
-from timerd.errors import TimerdError
+from timerd.errors import ConfigError, TimerdError
 from timerd.locking import DatabaseLock
 from timerd.logs import configure_logging
 from timerd.metrics import Metrics
+from timerd.outbound import OutboundPolicy
 from timerd.service import ServiceLimits, TimerService
+from timerd.signing import parse_secret
 from timerd.store import SqliteStore
 from timerd.validation import BodyLimits
 
 log = logging.getLogger(__name__)
 
 
-def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
-    """Return the application; the store opens and the due loop starts with it."""
+def build_app(
+    settings: Settings, *, clock: Clock | None = None, resolver: AbstractResolver | None = None
+) -> web.Application:
+    """Return the application; the store opens and the due loop starts with it.
+
+    `resolver` replaces aiohttp's DNS resolver under the outbound policy (tests use it).
+    """
     clock = clock or SystemClock()
+    outbound = OutboundPolicy.from_settings(settings)
     metrics = Metrics()
     store = SqliteStore(
         settings.db,
@@ -52,7 +62,10 @@ def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Applicat
             backoff_base_s=settings.backoff_base_s,
             backoff_max_s=settings.backoff_max_s,
             retry_after_max_s=settings.retry_after_max_s,
-        )
+        ),
+        resolver=resolver,
+        outbound=outbound,
+        signing_key=parse_secret(settings.signing_secret) if settings.signing_secret else None,
     )
     service = TimerService(
         store,
@@ -65,16 +78,21 @@ def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Applicat
             catchup_rate_per_s=settings.catchup_rate_per_s,
             attempts_kept=settings.attempts_kept,
             idempotency_retention_s=settings.idempotency_retention_s,
+            max_pending=settings.max_pending,
         ),
         metrics,
     )
     limits = ApiLimits(
-        body=BodyLimits(max_delay_s=settings.max_delay_s, max_url_length=settings.max_url_length),
+        body=BodyLimits(
+            max_delay_s=settings.max_delay_s,
+            max_url_length=settings.max_url_length,
+            host_check=outbound.check_host,
+        ),
         batch_max=settings.batch_max,
         list_limit_max=settings.list_limit_max,
         retention_s=settings.idempotency_retention_s,
     )
-    app = build_api(service, limits, settings.max_body_bytes)
+    app = build_api(service, limits, settings.max_body_bytes, read_token(settings))
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.open()
@@ -94,6 +112,11 @@ def build_app(settings: Settings, *, clock: Clock | None = None) -> web.Applicat
 def run(settings: Settings) -> int:
     """Serve until SIGTERM or SIGINT; return the process exit code."""
     configure_logging(settings.log_level, settings.log_format)
+    try:
+        check_serve_settings(settings)
+    except ConfigError as exc:
+        print(f"timerd: error: {exc}", file=sys.stderr, flush=True)
+        return 2
     import os as _os
 
     if _os.environ.get("SWI"):
@@ -131,6 +154,7 @@ def _fail(message: str) -> int:
 
 
 async def _serve(settings: Settings) -> int:
+    stop = _stop_on_signals()  # before anything else, so an early SIGTERM is a clean stop too
     app = build_app(settings)
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=settings.grace_s
@@ -148,7 +172,7 @@ async def _serve(settings: Settings) -> int:
         print(f"listening on http://{_url_host(str(host))}:{port}", flush=True)
         log.info("timerd serving %s on http://%s:%d", settings.db, host, port)
         sdnotify.ready()
-        await _wait_for_signal()
+        await stop.wait()
         sdnotify.stopping()
         log.info("stopping: draining deliveries for up to %.1f s", settings.grace_s)
     finally:
@@ -157,7 +181,8 @@ async def _serve(settings: Settings) -> int:
     return 0
 
 
-async def _wait_for_signal() -> None:
+def _stop_on_signals() -> asyncio.Event:
+    """Return an event that SIGTERM or SIGINT sets; a second signal exits at once."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
@@ -169,7 +194,7 @@ async def _wait_for_signal() -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    await stop.wait()
+    return stop
 
 
 def _url_host(host: str) -> str:

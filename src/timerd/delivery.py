@@ -18,6 +18,8 @@ import aiohttp
 
 from timerd import __version__
 from timerd.models import Timer, webhook_url
+from timerd.outbound import OutboundPolicy, PolicyResolver, blocked_reason
+from timerd.signing import signature_headers
 
 BODY_READ_LIMIT = 64 * 1024
 """Bytes of a receiver's answer read before the connection is dropped instead of reused."""
@@ -33,6 +35,8 @@ class DeliveryResult:
     started_at: float
     duration_ms: float
     retry_after_s: float | None = None
+    permanent: bool = False
+    """Retrying cannot help (the outbound policy blocks the destination): fail now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,26 +84,41 @@ def host_key(url: str) -> str:
     return f"{parts.hostname}:{port}"
 
 
+class NotSent(Exception):
+    """A delivery that had not started when shutdown began; its timer stays due."""
+
+
 class Deliverer:
     """Posts webhooks through one keep-alive session with global and per-host limits."""
 
     def __init__(
-        self, policy: DeliveryPolicy, *, resolver: aiohttp.abc.AbstractResolver | None = None
+        self,
+        policy: DeliveryPolicy,
+        *,
+        resolver: aiohttp.abc.AbstractResolver | None = None,
+        outbound: OutboundPolicy | None = None,
+        signing_key: bytes | None = None,
     ) -> None:
         self.policy = policy
         self._resolver = resolver
+        self._outbound = outbound
+        self._signing_key = signing_key
         self._session: aiohttp.ClientSession | None = None
         self._global = asyncio.Semaphore(policy.max_in_flight)
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._host_users: dict[str, int] = {}
         self.in_flight = 0
+        self.draining = False
 
     async def start(self) -> None:
         """Open the shared session."""
+        resolver = self._resolver
+        if self._outbound is not None:  # every resolved address passes the policy first
+            resolver = PolicyResolver(self._outbound, resolver)
         connector = aiohttp.TCPConnector(
             limit=self.policy.max_in_flight,
             limit_per_host=0,
-            resolver=self._resolver,
+            resolver=resolver,
             ttl_dns_cache=60,
         )
         self._session = aiohttp.ClientSession(
@@ -125,6 +144,8 @@ class Deliverer:
         self._host_users[key] = self._host_users.get(key, 0) + 1
         try:
             async with host_slot, self._global:
+                if self.draining:  # shutting down: what has not started waits for the next boot
+                    raise NotSent(timer.id)
                 return await self._post(timer, attempt)
         finally:
             users = self._host_users[key] - 1
@@ -141,6 +162,12 @@ class Deliverer:
         }
         started_at = time.time()
         started = time.perf_counter()
+        if self._outbound is not None:  # literal IPs skip the resolver; the policy may be new
+            reason = self._outbound.check_url(timer.url)
+            if reason is not None:
+                return self._blocked(started_at, started, reason)
+        if self._signing_key is not None:
+            headers.update(signature_headers(self._signing_key, timer.id, int(started_at)))
         self.in_flight += 1
         try:
             async with asyncio.timeout(self.policy.attempt_timeout_s):
@@ -160,6 +187,9 @@ class Deliverer:
                 started_at, started, f"timed out after {self.policy.attempt_timeout_s:g} s"
             )
         except aiohttp.ClientError as exc:
+            reason = blocked_reason(exc)
+            if reason is not None:
+                return self._blocked(started_at, started, reason)
             return self._failed(started_at, started, _describe(exc))
         except (OSError, ValueError) as exc:
             return self._failed(started_at, started, f"{type(exc).__name__}: {exc}")
@@ -173,6 +203,13 @@ class Deliverer:
         return DeliveryResult(
             False, status, f"HTTP {status}", started_at, duration_ms, retry_after_s=retry_after
         )
+
+    @staticmethod
+    def _blocked(started_at: float, started: float, reason: str) -> DeliveryResult:
+        duration_ms = (time.perf_counter() - started) * 1000
+        if not reason.startswith("blocked"):
+            reason = f"blocked by the outbound policy: {reason}"
+        return DeliveryResult(False, None, reason, started_at, duration_ms, permanent=True)
 
     @staticmethod
     def _failed(started_at: float, started: float, error: str) -> DeliveryResult:

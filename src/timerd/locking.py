@@ -13,7 +13,8 @@ class DatabaseLock:
     """An exclusive `flock` on `<db>.lock`, released when the process ends, however it ends."""
 
     def __init__(self, db_path: Path) -> None:
-        self.path = db_path.with_name(db_path.name + ".lock")
+        real = db_path.resolve()  # a symlink or another spelling must find the same lock
+        self.path = real.with_name(real.name + ".lock")
         self._fd: int | None = None
 
     def acquire(self) -> None:

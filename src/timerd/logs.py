@@ -36,3 +36,5 @@ def configure_logging(level: str, fmt: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # aiosqlite's debug lines carry query parameters: webhook URLs with their credentials
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root.level))

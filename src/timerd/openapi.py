@@ -6,6 +6,7 @@ from functools import cache
 from typing import Any
 
 from timerd import __version__
+from timerd.webui import ui_paths
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _ID_PARAM = {
@@ -244,7 +245,7 @@ def openapi_document() -> dict[str, Any]:
             "version": __version__,
             "description": "Fire HTTP webhooks after a delay. Errors are RFC 9457 problem+json.",
         },
-        "paths": _PATHS,
+        "paths": {**_PATHS, **ui_paths()},
         "components": {
             "schemas": _SCHEMAS,
             "responses": {

@@ -17,10 +17,11 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from timerd.clock import Clock
-from timerd.delivery import Deliverer, DeliveryResult, backoff_s
+from timerd.delivery import Deliverer, DeliveryResult, NotSent, backoff_s
 from timerd.errors import Conflict, NotFound, TimerdError, Unavailable
 from timerd.metrics import Metrics
 from timerd.models import LIVE_STATUSES, Attempt, Outcome, Status, Timer, new_id, redact_url
+from timerd.pending import PendingCount
 from timerd.scheduler import Scheduler
 from timerd.store import Cursor, IdempotencyRecord, Store
 from timerd.validation import CreateSpec, PatchSpec
@@ -46,6 +47,7 @@ class ServiceLimits:
     catchup_rate_per_s: float
     attempts_kept: int
     idempotency_retention_s: float
+    max_pending: int = 0
 
 
 class TokenBucket:
@@ -103,6 +105,7 @@ class TimerService:
         self._in_progress_keys: set[tuple[str, str]] = set()
         self.delivered_total = 0
         self._counts_at = float("-inf")
+        self.pending = PendingCount(limits.max_pending)
 
     # lifecycle ----------------------------------------------------------------------------
 
@@ -121,6 +124,7 @@ class TimerService:
         delivers it again (at-least-once).
         """
         self._stopping = True
+        self.deliverer.draining = True
         for task in (self._loop_task, self._housekeeping_task):
             if task is not None:
                 task.cancel()
@@ -145,6 +149,7 @@ class TimerService:
         idempotency: Callable[[list[Timer]], IdempotencyRecord] | None = None,
     ) -> list[Timer]:
         """Create timers, committed before return; `idempotency` builds the key's record."""
+        self.pending.check(len(specs))
         now = self.clock.now()
         timers = [
             Timer(
@@ -159,6 +164,7 @@ class TimerService:
         ]
         record = idempotency(timers) if idempotency is not None else None
         await self.store.insert_timers(timers, record)
+        self.pending.add(len(timers))
         for timer in timers:
             self._schedule_if_near(timer.id, timer.fire_at)
         self.metrics.created.inc(len(timers))
@@ -192,7 +198,9 @@ class TimerService:
             changed = timer.evolve(
                 status=Status.CANCELLED, next_at=None, updated_at=self.clock.now()
             )
-            return await self._commit_change(timer, changed)
+            changed = await self._commit_change(timer, changed)
+            self.pending.add(-1 if timer.status in LIVE_STATUSES else 0)
+            return changed
 
     async def fire_now(self, timer_id: str) -> Timer:
         """Make a pending, retrying or failed timer due now, with a fresh attempt count."""
@@ -205,7 +213,9 @@ class TimerService:
             changed = timer.evolve(
                 status=Status.PENDING, fire_at=now, next_at=now, attempts=0, updated_at=now
             )
-            return await self._commit_change(timer, changed)
+            changed = await self._commit_change(timer, changed)
+            self.pending.add(0 if timer.status in LIVE_STATUSES else 1)
+            return changed
 
     async def reschedule(self, timer_id: str, patch: PatchSpec) -> Timer:
         """Move a pending or retrying timer and/or change its url; it becomes pending."""
@@ -373,12 +383,17 @@ class TimerService:
     async def _deliver(self, timer: Timer) -> None:
         attempt_no = timer.attempts + 1
         try:
-            result = await self.deliverer.send(timer, attempt_no)
+            try:
+                result = await self.deliverer.send(timer, attempt_no)
+            except NotSent:
+                return
             if attempt_no == 1:
                 self.metrics.lateness_seconds.observe(max(0.0, result.started_at - timer.fire_at))
             self.metrics.delivery_seconds.observe(result.duration_ms / 1000)
             after, attempt = self._outcome(timer, attempt_no, result)
             await self._record(after, attempt)
+            if after.status not in LIVE_STATUSES:
+                self.pending.add(-1)
             if after.next_at is not None:
                 self._schedule_if_near(after.id, after.next_at)
         finally:
@@ -396,7 +411,7 @@ class TimerService:
             after = timer.evolve(
                 status=Status.FIRED, next_at=None, fired_at=now, last_error=None, **common
             )
-        elif attempt_no >= policy.max_attempts:
+        elif result.permanent or attempt_no >= policy.max_attempts:
             outcome = Outcome.FAILED
             after = timer.evolve(
                 status=Status.FAILED, next_at=None, last_error=result.error, **common
@@ -460,7 +475,19 @@ class TimerService:
 
     # housekeeping ---------------------------------------------------------------------------
 
+    async def _count_pending(self) -> None:
+        """Set the base of the live-timer count from the store, once, after boot."""
+        if not self.pending.limit:
+            return
+        try:
+            start = self.pending.mark_count_start()
+            counts = await self.store.count_by_status()
+            self.pending.set_counted(sum(counts[s] for s in LIVE_STATUSES), start)
+        except TimerdError as exc:
+            log.warning("cannot count pending timers; max_pending counts new ones only: %s", exc)
+
     async def _housekeeping(self) -> None:
+        await self._count_pending()
         while not self._stopping:
             try:
                 cutoff = self.clock.now() - self.limits.idempotency_retention_s

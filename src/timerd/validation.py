@@ -6,6 +6,8 @@ Kept free of aiohttp so the benchmark's ceiling handler validates with exactly t
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +17,9 @@ from timerd.errors import BadRequest, FieldError, ValidationFailed
 
 DURATION_FIELDS = ("hours", "minutes", "seconds")
 _UNIT_S = {"hours": 3600, "minutes": 60, "seconds": 1}
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +28,8 @@ class BodyLimits:
 
     max_delay_s: float
     max_url_length: int
+    host_check: Callable[[str], str | None] | None = None
+    """Returns why a URL host is refused (the outbound policy), or None; no DNS."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,17 +188,18 @@ def _instant(value: Any, field: str, errors: list[FieldError]) -> float | None:
             return None
         return float(value)
     if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            errors.append(FieldError(field, "is not an RFC 3339 date-time"))
-            return None
-        if "T" not in value.upper() or parsed.tzinfo is None:
+        if not _RFC3339.fullmatch(value):
             errors.append(
                 FieldError(
-                    field, "must be an RFC 3339 date-time with an offset, like 2026-11-23T10:00:00Z"
+                    field,
+                    "must be an RFC 3339 date-time with an offset, like 2026-11-23T10:00:00Z",
                 )
             )
+            return None
+        try:
+            parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+        except ValueError:
+            errors.append(FieldError(field, "is not a valid date-time"))
             return None
         return parsed.timestamp()
     errors.append(FieldError(field, "must be epoch seconds or an RFC 3339 string"))
@@ -227,5 +235,10 @@ def _url(value: Any, limits: BodyLimits, field: str, errors: list[FieldError]) -
             host.encode("idna")
         except UnicodeError:
             errors.append(FieldError(field, "has a host name that is not valid"))
+            return None
+    if limits.host_check is not None:
+        reason = limits.host_check(host)
+        if reason is not None:
+            errors.append(FieldError(field, f"is refused by the outbound policy: {reason}"))
             return None
     return value

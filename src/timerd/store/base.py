@@ -48,7 +48,9 @@ class Store(Protocol):
     ) -> None:
         """Insert `timers` (and `idempotency`) in one transaction; return once committed.
 
-        All or nothing. Raises Conflict if an id (or the idempotency key) exists, and
+        All or nothing. A stored record for the same `(route, key)` is replaced: callers
+        only write one after finding none, or an expired one. Raises Conflict if an id
+        exists, and
         Unavailable (503) if the write cannot be committed now (queue full, disk full,
         locked): then nothing was written.
         """

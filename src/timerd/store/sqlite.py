@@ -217,12 +217,20 @@ class SqliteStore:
             if not self.path.exists():
                 raise DatabaseError(f"no database at {self.path}")
             self._reader = await self._connect(f"file:{self.path}?mode=ro")
-            await self._check_readable()
+            try:
+                await self._check_readable()
+            except BaseException:
+                await self.close()
+                raise
             return
         await asyncio.to_thread(prepare_file, self.path, self._synchronous)
-        self._writer_conn = await self._connect(str(self.path))
-        self._reader = await self._connect(str(self.path))
-        await self._reader.execute("PRAGMA query_only = 1")
+        try:
+            self._writer_conn = await self._connect(str(self.path))
+            self._reader = await self._connect(str(self.path))
+            await self._reader.execute("PRAGMA query_only = 1")
+        except BaseException:
+            await self.close()
+            raise
         self._writer_task = asyncio.create_task(self._write_loop(), name="timerd-writer")
 
     async def _connect(self, target: str) -> aiosqlite.Connection:
@@ -230,10 +238,14 @@ class SqliteStore:
             conn = await aiosqlite.connect(
                 target, isolation_level=None, uri=target.startswith("file:")
             )
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot open database {self.path}: {exc}") from None
+        try:
             await conn.execute("PRAGMA busy_timeout = 5000")
             await conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             await conn.execute("PRAGMA cache_size = -16000")
         except sqlite3.Error as exc:
+            await conn.close()  # its thread would otherwise keep the process alive
             raise DatabaseError(f"cannot open database {self.path}: {exc}") from None
         return conn
 
@@ -382,7 +394,8 @@ class SqliteStore:
                 if (k := w.args[1]) is not None
             ]
             if keys:
-                await _insert_rows(conn, "INSERT INTO idempotency", 6, keys)
+                # an expired key the purge has not reached yet is replaced, not a conflict
+                await _insert_rows(conn, "INSERT OR REPLACE INTO idempotency", 6, keys)
             return [None] * len(run)
         if kind == "insert_missing":
             counts = []

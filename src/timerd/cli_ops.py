@@ -1,0 +1,147 @@
+"""Operator commands: `timerd backup` and `timerd stats`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from timerd.backup import backup_database
+from timerd.client import DEFAULT_ADDR, Client
+from timerd.config import load_settings
+from timerd.errors import ConfigError, TimerdError
+from timerd.figures import Figures, NotTimerdMetrics, format_seconds, parse_figures
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _fail(message: str) -> NoReturn:
+    """Exit 1 with one line on stderr, like every other timerd command."""
+    from timerd.cli import CliError  # cli imports this module; import it once it is loaded
+
+    raise CliError(message)
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Database to back up (default: the configured one, as `timerd serve` would use).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML config file to find the database in (env TIMERD_CONFIG).",
+)
+def backup(path: Path, db: Path | None, config_file: Path | None) -> None:
+    """Copy the database to PATH, safely, even while the daemon runs.
+
+    Uses SQLite's online backup API from a separate read-only connection, so the daemon
+    keeps serving and the copy holds every timer acknowledged before it started. The copy
+    is written beside PATH, checked, then renamed into place (mode 0600). If PATH is a
+    folder, the copy is named timerd-YYYYMMDD-HHMMSS.db inside it.
+
+    \b
+    Example:
+      timerd backup ~/backups/timerd-$(date +%F).db
+    """
+    if db is None:
+        try:
+            db = load_settings(config_file=config_file).db
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from None
+    try:
+        result = backup_database(db, path)
+    except TimerdError as exc:
+        _fail(str(exc))
+    click.echo(
+        f"backed up {db} to {result.path}: {_size(result.size_bytes)}, "
+        f"{result.timers} timers, in {result.duration_s:.2f} s"
+    )
+
+
+def _size(size_bytes: int) -> str:
+    if size_bytes < 1024:
+        return f"{size_bytes} bytes"
+    value = size_bytes / 1024
+    for unit in ("KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+@click.command(context_settings=CONTEXT)
+@click.option(
+    "--addr",
+    envvar="TIMERD_ADDR",
+    default=DEFAULT_ADDR,
+    show_default=True,
+    help="URL of the running daemon (env TIMERD_ADDR).",
+)
+@click.option(
+    "--token",
+    envvar="TIMERD_TOKEN",
+    default=None,
+    help="Bearer token, if the daemon requires one (env TIMERD_TOKEN).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def stats(addr: str, token: str | None, as_json: bool) -> None:
+    """Print the headline figures of the running daemon, read from its /metrics.
+
+    Timers by status, creates and delivery totals, scheduler heap, requests in flight, and
+    fire lateness p50/p99 (estimated from the histogram buckets, like Prometheus does).
+
+    \b
+    Example:
+      timerd stats --addr http://127.0.0.1:8000
+    """
+    try:
+        text = Client(addr, token=token or None).stats()
+    except TimerdError as exc:
+        _fail(str(exc))
+    try:
+        figures = parse_figures(text)
+    except NotTimerdMetrics as exc:
+        _fail(f"{addr}/metrics did not answer like timerd: {exc}")
+    if as_json:
+        click.echo(json.dumps({"addr": addr, **figures.to_json()}, indent=2))
+    else:
+        click.echo(render_figures(addr, figures))
+
+
+def render_figures(addr: str, figures: Figures) -> str:
+    """Return the figures as aligned lines of text."""
+
+    def pairs(items: dict[str, Any]) -> str:
+        return ", ".join(f"{name} {value}" for name, value in items.items())
+
+    lateness = (
+        f"p50 {format_seconds(figures.lateness_quantile_s(0.5))}, "
+        f"p99 {format_seconds(figures.lateness_quantile_s(0.99))} "
+        f"({figures.lateness_count} first attempts)"
+    )
+    rows = [
+        ("daemon", addr),
+        ("timers", pairs(figures.timers)),
+        ("created", str(figures.created)),
+        (
+            "deliveries",
+            pairs(
+                {
+                    "delivered": figures.delivered,
+                    "retried": figures.retried,
+                    "failed": figures.failed,
+                }
+            ),
+        ),
+        ("scheduler", f"heap {figures.heap_size}, in flight {figures.in_flight}"),
+        ("lateness", lateness),
+    ]
+    return "\n".join(f"{name:<11} {value}" for name, value in rows)
