@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit e2e bench bench-smoke clean
+.PHONY: run test unit e2e reliability clean
 
 $(BIN)/timerd: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,13 +20,20 @@ test: $(BIN)/timerd
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	sh tests/browser/ensure_chromium.sh
 	$(BIN)/pytest
 
 unit: $(BIN)/timerd
 	$(BIN)/pytest -m 'not e2e'
 
 e2e: $(BIN)/timerd
+	sh tests/browser/ensure_chromium.sh
 	$(BIN)/pytest -m e2e
+
+## the reliability campaigns in their long form (minutes); figures go to RELIABILITY.md
+reliability: $(BIN)/timerd
+	TIMERD_CAMPAIGN=long $(BIN)/pytest tests/reliability -s -p no:randomly -o addopts="" --timeout 1800 \
+		| tee reliability-long.log | grep -E '^campaign:|passed|failed'
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

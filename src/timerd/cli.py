@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from timerd import __version__
-from timerd.client import DEFAULT_ADDR, Client
+from timerd.client import DEFAULT_ADDR, Client, configured_client
 from timerd.config import env_name, load_settings, setting_fields
 from timerd.errors import ConfigError, TimerdError
 from timerd.models import Status, Timer, redact_url
@@ -89,13 +89,10 @@ def json_option(fn: F) -> F:
 
 def _client(addr: str) -> Client:
     """Return a client for `addr` with the API token of the same config `serve` reads."""
-    from timerd.auth import read_token
-
     try:
-        token = read_token(load_settings())
+        return configured_client(addr)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    return Client(addr, token=token or None)
 
 
 def _check_source(ctx: click.Context, db: Path | None) -> None:

@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 import click
 
 from timerd.backup import backup_database
-from timerd.client import DEFAULT_ADDR, Client
+from timerd.client import DEFAULT_ADDR, configured_client
 from timerd.config import load_settings
 from timerd.errors import ConfigError, TimerdError
 from timerd.figures import Figures, NotTimerdMetrics, format_seconds, parse_figures
@@ -85,14 +85,8 @@ def _size(size_bytes: int) -> str:
     show_default=True,
     help="URL of the running daemon (env TIMERD_ADDR).",
 )
-@click.option(
-    "--token",
-    envvar="TIMERD_TOKEN",
-    default=None,
-    help="Bearer token, if the daemon requires one (env TIMERD_TOKEN).",
-)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def stats(addr: str, token: str | None, as_json: bool) -> None:
+def stats(addr: str, as_json: bool) -> None:
     """Print the headline figures of the running daemon, read from its /metrics.
 
     Timers by status, creates and delivery totals, scheduler heap, requests in flight, and
@@ -103,7 +97,7 @@ def stats(addr: str, token: str | None, as_json: bool) -> None:
       timerd stats --addr http://127.0.0.1:8000
     """
     try:
-        text = Client(addr, token=token or None).stats()
+        text = configured_client(addr).stats()
     except TimerdError as exc:
         _fail(str(exc))
     try:

@@ -129,6 +129,18 @@ class Client:
             raise DaemonUnreachable(f"cannot reach timerd at {self.addr}: {reason}") from None
 
 
+def configured_client(addr: str) -> Client:
+    """Return a client for `addr` carrying the API token of the config `serve` reads.
+
+    Raises ConfigError for an unreadable `token_file` or a bad setting.
+    """
+    from timerd.auth import read_token
+    from timerd.config import load_settings
+
+    token = read_token(load_settings())
+    return Client(addr, token=token or None)
+
+
 def _quote(timer_id: str) -> str:
     return urllib.parse.quote(timer_id, safe="")
 

@@ -103,6 +103,7 @@ class Deliverer:
         self._resolver = resolver
         self._outbound = outbound
         self._signing_key = signing_key
+        self._own_resolver: PolicyResolver | None = None
         self._session: aiohttp.ClientSession | None = None
         self._global = asyncio.Semaphore(policy.max_in_flight)
         self._hosts: dict[str, asyncio.Semaphore] = {}
@@ -114,7 +115,7 @@ class Deliverer:
         """Open the shared session."""
         resolver = self._resolver
         if self._outbound is not None:  # every resolved address passes the policy first
-            resolver = PolicyResolver(self._outbound, resolver)
+            resolver = self._own_resolver = PolicyResolver(self._outbound, resolver)
         connector = aiohttp.TCPConnector(
             limit=self.policy.max_in_flight,
             limit_per_host=0,
@@ -134,6 +135,9 @@ class Deliverer:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._own_resolver is not None:  # aiohttp closes only resolvers it made itself
+            await self._own_resolver.close()
+            self._own_resolver = None
 
     async def send(self, timer: Timer, attempt: int) -> DeliveryResult:
         """POST an empty body to the timer's webhook URL and classify the answer."""

@@ -245,9 +245,12 @@ def openapi_document() -> dict[str, Any]:
             "version": __version__,
             "description": "Fire HTTP webhooks after a delay. Errors are RFC 9457 problem+json.",
         },
-        "paths": {**_PATHS, **ui_paths()},
+        "paths": {**_with_auth_errors(_PATHS), **ui_paths()},
+        # the token is optional: a daemon without one answers every request
+        "security": [{"bearer": []}, {}],
         "components": {
             "schemas": _SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "responses": {
                 "Problem": {
                     "description": "An error",
@@ -260,3 +263,26 @@ def openapi_document() -> dict[str, Any]:
             },
         },
     }
+
+
+_OPEN = {"/healthz"}
+_CREATES = {("/timers", "post"), ("/timers/batch", "post")}
+
+
+def _with_auth_errors(paths: dict[str, Any]) -> dict[str, Any]:
+    """Add 401 (token required) to every guarded operation and 429 (too many) to creates."""
+    out: dict[str, Any] = {}
+    for path, item in paths.items():
+        out[path] = dict(item)
+        for method, op in item.items():
+            if method == "parameters":
+                continue
+            responses = dict(op["responses"])
+            if path not in _OPEN:
+                responses["401"] = _PROBLEM
+            else:
+                out[path][method] = {**op, "security": []}
+            if (path, method) in _CREATES:
+                responses["429"] = _PROBLEM
+            out[path][method] = {**out[path][method], "responses": responses}
+    return out

@@ -1,0 +1,115 @@
+"""Files are private (0600 / 0700) and URLs with credentials are redacted in logs and tables."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import stat
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from click.testing import CliRunner
+
+from tests.conftest import Receiver, make_settings
+from timerd.cli import cli
+from timerd.daemon import build_app
+from timerd.locking import DatabaseLock
+from timerd.logs import configure_logging
+
+AiohttpClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+PASSWORD = "pa55w0rd-hunter2"
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """A permissive umask, so the modes below come from timerd, not from the umask."""
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.usefixtures("open_umask")
+async def test_database_wal_shm_and_folder_are_private(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    db = tmp_path / "state" / "timerd.db"
+    client = await aiohttp_client(build_app(make_settings(tmp_path, db=db)))
+    resp = await client.post("/timers", json={"hours": 1, "url": "https://a.example/h"})
+    assert resp.status == 201
+    wal, shm = db.with_name("timerd.db-wal"), db.with_name("timerd.db-shm")
+    assert wal.exists()
+    assert shm.exists()
+    assert _mode(db.parent) == 0o700
+    for path in (db, wal, shm):
+        assert _mode(path) == 0o600, path
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_lock_file_is_private(tmp_path: Path) -> None:
+    lock = DatabaseLock(tmp_path / "timerd.db")
+    lock.acquire()
+    try:
+        assert _mode(lock.path) == 0o600
+    finally:
+        lock.release()
+
+
+async def test_credentials_are_redacted_in_delivery_logs(
+    aiohttp_client: AiohttpClient,
+    tmp_path: Path,
+    receiver: Receiver,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="timerd")
+    client = await aiohttp_client(build_app(make_settings(tmp_path, max_attempts=1)))
+    url = receiver.url.replace("http://", f"http://alice:{PASSWORD}@")
+    resp = await client.post("/timers", json={"seconds": 0, "url": url})
+    assert resp.status == 201
+    hit = (await receiver.wait_for(1))[0]
+    assert hit.headers.get("Authorization", "").startswith("Basic ")  # the URL's credentials work
+    async with asyncio.timeout(5):
+        while "outcome=delivered" not in caplog.text:
+            await asyncio.sleep(0.01)
+    assert "***@127.0.0.1" in caplog.text
+    assert PASSWORD not in caplog.text
+
+
+async def test_credentials_are_redacted_in_cli_tables(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    db = tmp_path / "timerd.db"
+    client = await aiohttp_client(build_app(make_settings(tmp_path, db=db)))
+    url = f"https://bob:{PASSWORD}@hooks.example/h"
+    resp = await client.post("/timers", json={"hours": 1, "url": url})
+    tid = (await resp.json())["id"]
+    runner = CliRunner()
+    for args in (["list", "--db", str(db)], ["show", tid, "--db", str(db)]):
+        result = await asyncio.to_thread(runner.invoke, cli, args)
+        assert result.exit_code == 0, result.output
+        assert "https://***@hooks.example/h" in result.output
+        assert PASSWORD not in result.output
+
+
+def test_debug_logging_keeps_query_parameters_out() -> None:
+    """aiosqlite logs every query with its parameters at DEBUG; timerd never shows those."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure_logging("debug", "text")
+        assert root.level == logging.DEBUG
+        assert not logging.getLogger("aiosqlite").isEnabledFor(logging.DEBUG)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name in ("aiosqlite", "aiohttp.access"):
+            logging.getLogger(name).setLevel(logging.NOTSET)

@@ -1,0 +1,345 @@
+"""The outbound (SSRF) policy: unit rules, 422 at create time, and the connect-time check.
+
+The rebinding tests use a fake DNS resolver: a host name answers an allowed address first and
+a forbidden one next. No test connects anywhere but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import Receiver, make_settings
+from timerd.config import Settings
+from timerd.daemon import build_app
+from timerd.delivery import Deliverer, DeliveryPolicy
+from timerd.errors import ConfigError
+from timerd.models import Timer
+from timerd.outbound import OutboundBlocked, OutboundPolicy, PolicyResolver
+
+AiohttpClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+MakeApi = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+LOCAL = OutboundPolicy.from_settings(Settings(host="127.0.0.1"))
+PUBLIC = OutboundPolicy.from_settings(Settings(host="0.0.0.0"))
+
+
+# the rules ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "169.254.169.254",
+        "169.254.0.1",
+        "fe80::1",
+        "100.100.100.200",
+        "fd00:ec2::254",
+        "0.0.0.0",
+        "::",
+        "::ffff:169.254.169.254",
+        "::ffff:a9fe:a9fe",
+        "224.0.0.1",
+        "255.255.255.255",
+        "metadata.google.internal",
+        "METADATA.google.internal.",
+    ],
+)
+def test_metadata_and_link_local_are_denied_by_default_everywhere(host: str) -> None:
+    for policy in (LOCAL, PUBLIC):
+        reason = policy.check_host(host)
+        assert reason is not None, host
+        assert "deny_networks" in reason or "deny_hosts" in reason
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "127.9.9.9",
+        "::1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "100.64.0.1",
+        "fd12:3456::1",
+        "::ffff:127.0.0.1",
+        "localhost",
+        "api.localhost",
+    ],
+)
+def test_loopback_and_private_follow_the_bind_address(host: str) -> None:
+    assert LOCAL.check_host(host) is None
+    reason = PUBLIC.check_host(host)
+    assert reason is not None
+    assert "non-loopback" in reason
+
+
+@pytest.mark.parametrize("host", ["93.184.216.34", "2606:4700::1111", "example.com", "10.example"])
+def test_public_addresses_and_names_pass_at_create_time(host: str) -> None:
+    assert LOCAL.check_host(host) is None
+    assert PUBLIC.check_host(host) is None
+
+
+@pytest.mark.parametrize("host", ["127.1", "2130706433", "0x7f000001", "0177.0.0.1", "0xa9fea9fe"])
+def test_legacy_numeric_ipv4_forms_are_refused(host: str) -> None:
+    reason = LOCAL.check_host(host)
+    assert reason is not None
+    assert "legacy numeric form" in reason
+
+
+def test_explicit_rules_longest_prefix_wins() -> None:
+    policy = OutboundPolicy.from_settings(
+        Settings(
+            host="0.0.0.0",
+            allow_networks=("10.0.0.0/8", "169.254.169.123/32"),
+            deny_networks=("10.9.0.0/16", "169.254.0.0/16", "0.0.0.0/0"),
+        )
+    )
+    assert policy.check_host("10.1.1.1") is None  # allow /8 beats deny /0
+    assert policy.check_host("10.9.1.1") is not None  # deny /16 beats allow /8
+    assert policy.check_host("169.254.169.123") is None  # an explicit /32 beats the /16
+    assert policy.check_host("169.254.169.254") is not None
+    assert policy.check_host("93.184.216.34") is not None  # deny 0.0.0.0/0: allowlist mode
+    assert policy.check_host("192.168.1.1") is not None
+
+
+def test_a_tie_is_a_deny() -> None:
+    policy = OutboundPolicy.from_settings(
+        Settings(allow_networks=("10.0.0.0/8",), deny_networks=("10.0.0.0/8",))
+    )
+    assert policy.check_host("10.0.0.1") is not None
+
+
+def test_host_patterns_most_specific_wins() -> None:
+    policy = OutboundPolicy.from_settings(
+        Settings(
+            host="0.0.0.0",
+            allow_hosts=("*.corp.example", "hooks.example.com"),
+            deny_hosts=("*", "bad.corp.example"),
+        )
+    )
+    assert policy.check_host("api.corp.example") is None
+    assert policy.check_host("hooks.example.com") is None
+    assert policy.check_host("bad.corp.example") is not None
+    assert policy.check_host("other.example.com") is not None
+    assert policy.check_host("93.184.216.34") is not None  # "*" matches literals too
+
+
+def test_an_allowed_host_may_resolve_to_a_private_address_but_never_to_a_denied_one() -> None:
+    policy = OutboundPolicy.from_settings(Settings(host="0.0.0.0", allow_hosts=("*.internal",)))
+    assert policy.check_address("svc.internal", "10.0.0.7") is None
+    assert policy.check_address("svc.example", "10.0.0.7") is not None
+    assert policy.check_address("svc.internal", "169.254.169.254") is not None
+
+
+def test_malformed_networks_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="allow_networks: 'ten' is not a network"):
+        OutboundPolicy.from_settings(Settings(allow_networks=("ten",)))
+
+
+def test_list_settings_from_env_and_toml(tmp_path: Path) -> None:
+    from timerd.config import load_settings
+
+    s = load_settings(env={"TIMERD_ALLOW_NETWORKS": "10.0.0.0/8, 192.168.0.0/16,"})
+    assert s.allow_networks == ("10.0.0.0/8", "192.168.0.0/16")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('deny_hosts = ["*.evil.example"]\ninsecure = true\n')
+    s = load_settings(config_file=cfg, env={})
+    assert s.deny_hosts == ("*.evil.example",)
+    assert s.insecure is True
+    cfg.write_text("deny_hosts = [1, 2]\n")
+    with pytest.raises(ConfigError, match="deny_hosts: expected a list of strings"):
+        load_settings(config_file=cfg, env={})
+
+
+# create time: 422 --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data",
+        "http://[fd00:ec2::254]/latest",
+        "http://100.100.100.200/latest/meta-data",
+        "http://metadata.google.internal/computeMetadata/v1",
+        "http://[::ffff:169.254.169.254]/",
+        "http://0.0.0.0:8000/",
+        "http://127.1/",
+    ],
+)
+async def test_create_with_a_forbidden_literal_is_422(api: TestClient[Any, Any], url: str) -> None:
+    resp = await api.post("/timers", json={"seconds": 1, "url": url})
+    assert resp.status == 422
+    problem = await resp.json()
+    assert [e["field"] for e in problem["errors"]] == ["url"]
+    assert "outbound policy" in problem["errors"][0]["message"]
+
+
+async def test_batch_and_patch_check_the_policy_too(api: TestClient[Any, Any]) -> None:
+    good = {"seconds": 60, "url": "https://a.example/h"}
+    bad = {"seconds": 60, "url": "http://169.254.169.254/"}
+    resp = await api.post("/timers/batch", json={"timers": [good, bad]})
+    assert resp.status == 422
+    assert (await resp.json())["errors"][0]["field"] == "timers[1].url"
+    tid = (await (await api.post("/timers", json=good)).json())["id"]
+    resp = await api.patch(f"/timers/{tid}", json={"url": "http://[fe80::1]/"})
+    assert resp.status == 422
+
+
+async def test_public_bind_refuses_private_literals(make_api: MakeApi) -> None:
+    client = await make_api(host="0.0.0.0", insecure=True)
+    for url in ("http://127.0.0.1:8000/h", "http://10.0.0.1/h", "http://localhost/h"):
+        resp = await client.post("/timers", json={"seconds": 1, "url": url})
+        assert resp.status == 422, url
+        assert "non-loopback" in (await resp.json())["detail"]
+    resp = await client.post("/timers", json={"seconds": 1, "url": "https://a.example/h"})
+    assert resp.status == 201
+
+
+async def test_public_bind_with_an_allowed_network(make_api: MakeApi) -> None:
+    client = await make_api(host="0.0.0.0", insecure=True, allow_networks=("10.0.0.0/8",))
+    resp = await client.post("/timers", json={"seconds": 60, "url": "http://10.0.0.1/h"})
+    assert resp.status == 201
+
+
+# connect time: the resolver ----------------------------------------------------------------
+
+
+class FlipResolver(AbstractResolver):
+    """Answers each lookup with the next address of a script (the last one repeats)."""
+
+    def __init__(self, *answers: str) -> None:
+        self.answers = list(answers)
+        self.calls: list[tuple[str, int]] = []
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        self.calls.append((host, port))
+        address = self.answers[min(len(self.calls), len(self.answers)) - 1]
+        fam = socket.AF_INET6 if ":" in address else socket.AF_INET
+        return [ResolveResult(hostname=host, host=address, port=port, family=fam, proto=0, flags=0)]
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("second", ["127.0.0.1", "169.254.169.254", "10.0.0.5", "::1"])
+async def test_resolver_blocks_a_rebinding_second_answer(second: str) -> None:
+    resolver = PolicyResolver(PUBLIC, FlipResolver("93.184.216.34", second))
+    first = await resolver.resolve("rebind.example", 443)
+    assert [r["host"] for r in first] == ["93.184.216.34"]
+    with pytest.raises(OutboundBlocked, match=f"rebind.example resolved to {second}"):
+        await resolver.resolve("rebind.example", 443)
+
+
+async def test_resolver_keeps_only_allowed_addresses() -> None:
+    class Both(FlipResolver):
+        async def resolve(
+            self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+        ) -> list[ResolveResult]:
+            good, bad = await super().resolve(host, port), await super().resolve(host, port)
+            return [*bad, *good]
+
+    resolver = PolicyResolver(PUBLIC, Both("93.184.216.34", "169.254.169.254"))
+    kept = await resolver.resolve("mixed.example", 80)
+    assert [r["host"] for r in kept] == ["93.184.216.34"]
+
+
+def _public_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """A daemon bound publicly, where only 127.0.0.1 (the test receiver) stands in for
+    "the public internet": every other loopback, private and metadata address is denied."""
+    return make_settings(
+        tmp_path,
+        host="0.0.0.0",
+        insecure=True,
+        allow_networks=("127.0.0.1/32",),
+        max_attempts=5,
+        **overrides,
+    )
+
+
+async def _wait_final(client: TestClient[Any, Any], tid: str) -> dict[str, Any]:
+    async with asyncio.timeout(10):
+        while True:
+            data: dict[str, Any] = await (await client.get(f"/timers/{tid}")).json()
+            if data["status"] in ("fired", "failed"):
+                return data
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("rebound", ["169.254.169.254", "127.0.0.2", "10.0.0.5"])
+async def test_dns_rebinding_is_failed_at_once(
+    aiohttp_client: AiohttpClient, tmp_path: Path, receiver: Receiver, rebound: str
+) -> None:
+    resolver = FlipResolver("127.0.0.1", rebound)
+    client = await aiohttp_client(build_app(_public_settings(tmp_path), resolver=resolver))
+    port = int(receiver.url.split(":")[2].split("/")[0])
+
+    first = await client.post(
+        "/timers", json={"seconds": 0, "url": f"http://rebind.test:{port}/hook"}
+    )
+    assert first.status == 201  # a name: no DNS at create time
+    fired = await _wait_final(client, (await first.json())["id"])
+    assert fired["status"] == "fired"
+    assert len(receiver.hits) == 1
+
+    # another port, so aiohttp's DNS cache (keyed by host and port) asks again
+    second = await client.post(
+        "/timers", json={"seconds": 0, "url": f"http://rebind.test:{port + 1}/hook"}
+    )
+    tid = (await second.json())["id"]
+    failed = await _wait_final(client, tid)
+    assert failed["status"] == "failed"
+    assert failed["attempts"] == 1  # no retries: retrying cannot help
+    assert "outbound policy" in failed["last_error"]
+    assert rebound in failed["last_error"]
+    attempts = (await (await client.get(f"/timers/{tid}/attempts")).json())["attempts"]
+    assert [a["outcome"] for a in attempts] == ["failed"]
+    assert len(receiver.hits) == 1
+    assert [c[0] for c in resolver.calls] == ["rebind.test", "rebind.test"]
+
+
+async def test_a_literal_is_rechecked_when_sent(receiver: Receiver) -> None:
+    """Timers created under a looser policy (before a restart) are checked again."""
+    policy = OutboundPolicy.from_settings(Settings(host="0.0.0.0"))
+    deliverer = Deliverer(
+        DeliveryPolicy(
+            attempt_timeout_s=2,
+            max_in_flight=4,
+            max_per_host=4,
+            max_attempts=3,
+            backoff_base_s=0.1,
+            backoff_max_s=0.1,
+            retry_after_max_s=1,
+        ),
+        outbound=policy,
+    )
+    await deliverer.start()
+    try:
+        now = time.time()
+        timer = Timer(
+            id="AAAAAAAAAAAAAAAAAAAAAA",
+            url=receiver.url,
+            fire_at=now,
+            created_at=now,
+            next_at=now,
+            updated_at=now,
+        )
+        result = await deliverer.send(timer, 1)
+    finally:
+        await deliverer.close()
+    assert not result.delivered
+    assert result.permanent
+    assert result.error is not None
+    assert "127.0.0.1" in result.error
+    assert receiver.hits == []
