@@ -6,6 +6,7 @@ Only SQLite exists today; a PostgreSQL backend adds itself to `BACKENDS`.
 from __future__ import annotations
 
 import asyncio
+import random
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -60,6 +61,19 @@ class TestStoreContract:
         await store.insert_timers([t])
         assert await store.get_timer(t.id) == t
         assert await store.get_timer("nope") is None
+
+    async def test_times_round_trip_exactly(self, store: Store) -> None:
+        """Cursors compare stored times with what was read: not one bit may change."""
+        rng = random.Random(7)
+        timers = [timer(T0 + rng.random() * 1e7) for _ in range(300)]
+        await store.insert_timers(timers)
+        by_id = {t.id: t for t in timers}
+        for t in await store.get_timers(list(by_id)):
+            assert t.fire_at == by_id[t.id].fire_at
+        for at, tid in await store.due_keys(None, T0 + 2e7, 1000):
+            assert at == by_id[tid].next_at
+        for t in await store.list_timers(None, 1000, None):
+            assert t.fire_at == by_id[t.id].fire_at
 
     async def test_insert_is_all_or_nothing(self, store: Store) -> None:
         existing = timer(T0 + 1)

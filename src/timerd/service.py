@@ -35,6 +35,8 @@ _BOTTOM: Cursor = (float("-inf"), "")
 _READ_CHUNK = 1000
 _IDEMPOTENCY_PURGE_EVERY_S = 300.0
 _COUNTS_EVERY_S = 10.0
+_SAME_INSTANT_S = 1e-6
+"""Heap keys and stored times are the same instant within this (they pass through text)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,7 +371,12 @@ class TimerService:
         keys = {tid: at for at, tid in due}
         for tid in ids:
             timer = rows.get(tid)
-            if timer is None or timer.status not in LIVE_STATUSES or timer.next_at != keys[tid]:
+            if (
+                timer is None
+                or timer.status not in LIVE_STATUSES
+                or timer.next_at is None
+                or abs(timer.next_at - keys[tid]) > _SAME_INSTANT_S
+            ):
                 del self._claims[tid]  # changed since it was scheduled: its row decides
                 continue
             task = asyncio.create_task(self._deliver(timer), name=f"timerd-deliver-{tid}")

@@ -129,31 +129,48 @@ async def create(api: TestClient[Any, Any], url: str, **when: Any) -> str:
     return str((await resp.json())["id"])
 
 
+async def _healthy_lateness(
+    api: TestClient[Any, Any], receiver: Receiver, bad_url: str | None, per_host: int
+) -> list[float]:
+    """Create `per_host` healthy timers (and as many for `bad_url`) due together; lateness."""
+    receiver.hits.clear()
+    due = time.time() + 2.0
+    items = [{"url": receiver.url, "fire_at": due} for _ in range(per_host)]
+    if bad_url is not None:
+        items += [{"url": bad_url, "fire_at": due} for _ in range(per_host)]
+    for start in range(0, len(items), 1000):
+        resp = await api.post("/timers/batch", json={"timers": items[start : start + 1000]})
+        assert resp.status == 201
+    await receiver.wait_for(per_host, timeout_s=60)
+    return sorted(h.arrived_at - due for h in receiver.hits)
+
+
 async def test_hanging_host_does_not_delay_healthy_ones(
     make_api: MakeApi, receiver: Receiver
 ) -> None:
+    """Healthy timers due with as many aimed at a hanging host arrive as fast as when alone."""
     per_host = size(1000, 3000)
     api = await make_api(attempt_timeout_s=5.0, max_per_host=64, max_in_flight=512)
+    alone = await _healthy_lateness(api, receiver, None, per_host)
     async with faulty(hang) as bad:
-        due = time.time() + 2.0
-        items = [{"url": bad.url, "fire_at": due} for _ in range(per_host)]
-        items += [{"url": receiver.url, "fire_at": due} for _ in range(per_host)]
-        for start in range(0, len(items), 1000):
-            resp = await api.post("/timers/batch", json={"timers": items[start : start + 1000]})
-            assert resp.status == 201
-        await receiver.wait_for(per_host, timeout_s=30)
-        lateness = [h.arrived_at - due for h in receiver.hits]
-        p99 = statistics.quantiles(lateness, n=100)[98]
-        report(
-            "receiver_isolation",
-            hanging_timers=per_host,
-            healthy_timers=per_host,
-            healthy_lateness_p50_ms=round(statistics.median(lateness) * 1000, 1),
-            healthy_lateness_p99_ms=round(p99 * 1000, 1),
-            hanging_requests_open=bad.requests,
-        )
-        assert bad.requests <= 64  # the per-host limit held
-        assert p99 < 1.5, f"healthy timers were held up: p99 lateness {p99:.3f} s"
+        mixed = await _healthy_lateness(api, receiver, bad.url, per_host)
+        open_to_bad = bad.requests
+    p99_alone = statistics.quantiles(alone, n=100)[98]
+    p99_mixed = statistics.quantiles(mixed, n=100)[98]
+    report(
+        "receiver_isolation",
+        hanging_timers=per_host,
+        healthy_timers=per_host,
+        healthy_alone_p99_ms=round(p99_alone * 1000, 1),
+        healthy_beside_hanging_p50_ms=round(statistics.median(mixed) * 1000, 1),
+        healthy_beside_hanging_p99_ms=round(p99_mixed * 1000, 1),
+        hanging_requests_open=open_to_bad,
+    )
+    assert open_to_bad <= 64  # the per-host limit held
+    assert p99_mixed <= p99_alone * 1.5 + 0.25, (
+        f"healthy timers were held up: p99 {p99_mixed:.3f} s beside a hanging host, "
+        f"{p99_alone:.3f} s alone"
+    )
 
 
 @pytest.mark.parametrize(
