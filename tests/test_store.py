@@ -16,6 +16,7 @@ import pytest
 from timerd.errors import Conflict, DatabaseError, Unavailable
 from timerd.models import LIVE_STATUSES, Attempt, Outcome, Status, Timer, new_id
 from timerd.store import IdempotencyRecord, SqliteStore, Store
+from timerd.store import sqlite as sqlite_store
 from timerd.store.migrations import LATEST_VERSION, MIGRATIONS, migrate
 
 T0 = 1_800_000_000.0
@@ -297,15 +298,32 @@ class TestSqliteFile:
         store = await open_sqlite(path)
         kept = timer(T0)
         await store.insert_timers([kept])
-        assert store._writer_conn is not None
-        await store._writer_conn.execute("PRAGMA max_page_count = 1")  # the disk is "full"
+        writer = store._writer()
+        await store._on_writer(lambda: writer.execute("PRAGMA max_page_count = 1"))  # "full"
         big = [timer(T0, url="http://x.example/" + "a" * 1500) for _ in range(50)]
         with pytest.raises(Unavailable):
             await store.insert_timers(big)
-        await store._writer_conn.execute("PRAGMA max_page_count = 1073741823")  # space again
+        await store._on_writer(lambda: writer.execute("PRAGMA max_page_count = 1073741823"))
         await store.insert_timers(big)  # recovers by itself
         assert await store.get_timer(kept.id) == kept
         await store.close()
+
+    @pytest.mark.parametrize(
+        "sql", [sqlite_store._INSERT_ATTEMPTS, sqlite_store._APPLY_OUTCOMES, sqlite_store._BUMP_SEQ]
+    )
+    async def test_outcome_writes_never_scan_the_timers(self, tmp_path: Path, sql: str) -> None:
+        """A commit's cost must follow its outcomes, not the size of the table."""
+        store = await open_sqlite(tmp_path / "t.db")
+        await store.close()
+        conn = sqlite3.connect(tmp_path / "t.db")
+        conn.execute(sqlite_store._CREATE_OUTCOMES)
+        plans = [sql, sqlite_store._TRIM_ATTEMPTS]
+        for statement in plans:
+            args = (20, 20) if statement is sqlite_store._TRIM_ATTEMPTS else ()
+            plan = [str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + statement, args)]
+            assert not any(step.startswith(("SCAN t", "SCAN timers")) for step in plan), plan
+            assert not any("timers_status_fire" in step for step in plan), plan
+        conn.close()
 
     @pytest.mark.parametrize(
         ("sql", "index"),

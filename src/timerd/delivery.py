@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,8 +21,9 @@ from timerd import __version__
 from timerd.models import Timer, webhook_url
 from timerd.outbound import OutboundPolicy, PolicyResolver, blocked_reason
 from timerd.signing import signature_headers
+from timerd.webhook_http import HEAD_LIMIT, BadAnswer, ReceiverClosed, WebhookClient
 
-BODY_READ_LIMIT = 64 * 1024
+BODY_READ_LIMIT = HEAD_LIMIT
 """Bytes of a receiver's answer read before the connection is dropped instead of reused."""
 
 
@@ -104,7 +106,7 @@ class Deliverer:
         self._outbound = outbound
         self._signing_key = signing_key
         self._own_resolver: PolicyResolver | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._client: WebhookClient | None = None
         self._global = asyncio.Semaphore(policy.max_in_flight)
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._host_users: dict[str, int] = {}
@@ -112,30 +114,22 @@ class Deliverer:
         self.draining = False
 
     async def start(self) -> None:
-        """Open the shared session."""
+        """Open the shared client and its connection pools."""
         resolver = self._resolver
         if self._outbound is not None:  # every resolved address passes the policy first
             resolver = self._own_resolver = PolicyResolver(self._outbound, resolver)
-        connector = aiohttp.TCPConnector(
-            limit=self.policy.max_in_flight,
-            limit_per_host=0,
+        self._client = WebhookClient(
+            user_agent=f"timerd/{__version__}",
             resolver=resolver,
-            ttl_dns_cache=60,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            headers={"User-Agent": f"timerd/{__version__}"},
-            skip_auto_headers=("Content-Type",),
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
+            max_idle=self.policy.max_in_flight,
         )
 
     async def close(self) -> None:
-        """Close the session and its connections; calling it twice is harmless."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if self._own_resolver is not None:  # aiohttp closes only resolvers it made itself
+        """Close the client and its connections; calling it twice is harmless."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+        if self._own_resolver is not None:
             await self._own_resolver.close()
             self._own_resolver = None
 
@@ -159,7 +153,7 @@ class Deliverer:
                 del self._host_users[key], self._hosts[key]
 
     async def _post(self, timer: Timer, attempt: int) -> DeliveryResult:
-        assert self._session is not None, "Deliverer.start() was not called"
+        assert self._client is not None, "Deliverer.start() was not called"
         headers = {
             "Timerd-Fire-At": _epoch(timer.fire_at),
             "Timerd-Attempt": str(attempt),
@@ -175,28 +169,18 @@ class Deliverer:
         self.in_flight += 1
         try:
             async with asyncio.timeout(self.policy.attempt_timeout_s):
-                async with self._session.post(
-                    webhook_url(timer.url, timer.id),
-                    data=b"",
-                    headers=headers,
-                    allow_redirects=False,
-                ) as response:
-                    await _drain(response)
-                    status = response.status
-                    retry_after = parse_retry_after(
-                        response.headers.get("Retry-After"), time.time()
-                    )
+                answer = await self._client.post(webhook_url(timer.url, timer.id), headers)
+            status = answer.status
+            retry_after = parse_retry_after(answer.retry_after, time.time())
         except TimeoutError:
             return self._failed(
                 started_at, started, f"timed out after {self.policy.attempt_timeout_s:g} s"
             )
-        except aiohttp.ClientError as exc:
+        except (OSError, ValueError, UnicodeError) as exc:
             reason = blocked_reason(exc)
             if reason is not None:
                 return self._blocked(started_at, started, reason)
-            return self._failed(started_at, started, _describe(exc))
-        except (OSError, ValueError) as exc:
-            return self._failed(started_at, started, f"{type(exc).__name__}: {exc}")
+            return self._failed(started_at, started, _describe(exc, timer.url))
         finally:
             self.in_flight -= 1
         duration_ms = (time.perf_counter() - started) * 1000
@@ -221,22 +205,18 @@ class Deliverer:
         return DeliveryResult(False, None, error, started_at, duration_ms)
 
 
-async def _drain(response: aiohttp.ClientResponse) -> None:
-    """Read at most BODY_READ_LIMIT bytes; drop the connection if the body is longer."""
-    data = await response.content.read(BODY_READ_LIMIT)
-    if data and not response.content.at_eof():
-        response.close()
-
-
 def _epoch(value: float) -> str:
     text = f"{value:.3f}".rstrip("0").rstrip(".")
     return text or "0"
 
 
-def _describe(exc: aiohttp.ClientError) -> str:
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"cannot connect to {exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the receiver closed the connection without an answer"
+def _describe(exc: BaseException, url: str) -> str:
+    """One readable line for a failed attempt, as kept in `last_error`."""
+    if isinstance(exc, ReceiverClosed | BadAnswer):
+        return str(exc)[:500]
+    if isinstance(exc, ConnectionRefusedError | socket.gaierror) or (
+        isinstance(exc, OSError) and exc.strerror
+    ):
+        return f"cannot connect to {host_key(url)}: {exc.strerror or exc}"[:500]
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:500]
