@@ -18,6 +18,7 @@ FORBIDDEN = {
     "validation": {"api", "service", "store", "daemon", "cli", "delivery", "scheduler"},
     "scheduler": {"store", "api", "delivery", "service", "daemon", "cli"},
     "delivery": {"store", "scheduler", "api", "service", "daemon", "cli"},
+    "dispatch": {"store", "scheduler", "api", "service", "daemon", "cli"},
     "store": {"api", "service", "delivery", "scheduler", "daemon", "cli"},
     "service": {"api", "daemon", "cli"},
     "api": {"store.sqlite", "scheduler", "delivery", "daemon", "cli"},

@@ -1,7 +1,6 @@
-"""Sending webhooks: one shared ClientSession, bounded concurrency, outcome classification.
+"""Sending webhooks: one shared keep-alive client, per-attempt timeout, outcome classification.
 
-A request first waits for a slot of its host, then for a global slot, so timers aimed at a
-host that hangs queue behind each other and never hold the slots that healthy hosts need.
+The limits on how many requests run at once live in dispatch.Dispatcher.
 """
 
 from __future__ import annotations
@@ -86,12 +85,8 @@ def host_key(url: str) -> str:
     return f"{parts.hostname}:{port}"
 
 
-class NotSent(Exception):
-    """A delivery that had not started when shutdown began; its timer stays due."""
-
-
 class Deliverer:
-    """Posts webhooks through one keep-alive session with global and per-host limits."""
+    """Posts webhooks through one shared keep-alive client."""
 
     def __init__(
         self,
@@ -107,11 +102,7 @@ class Deliverer:
         self._signing_key = signing_key
         self._own_resolver: PolicyResolver | None = None
         self._client: WebhookClient | None = None
-        self._global = asyncio.Semaphore(policy.max_in_flight)
-        self._hosts: dict[str, asyncio.Semaphore] = {}
-        self._host_users: dict[str, int] = {}
         self.in_flight = 0
-        self.draining = False
 
     async def start(self) -> None:
         """Open the shared client and its connection pools."""
@@ -134,25 +125,10 @@ class Deliverer:
             self._own_resolver = None
 
     async def send(self, timer: Timer, attempt: int) -> DeliveryResult:
-        """POST an empty body to the timer's webhook URL and classify the answer."""
-        key = host_key(timer.url)
-        host_slot = self._hosts.get(key)
-        if host_slot is None:
-            host_slot = self._hosts[key] = asyncio.Semaphore(self.policy.max_per_host)
-        self._host_users[key] = self._host_users.get(key, 0) + 1
-        try:
-            async with host_slot, self._global:
-                if self.draining:  # shutting down: what has not started waits for the next boot
-                    raise NotSent(timer.id)
-                return await self._post(timer, attempt)
-        finally:
-            users = self._host_users[key] - 1
-            if users:
-                self._host_users[key] = users
-            else:  # forget idle hosts so the table does not grow with every host ever seen
-                del self._host_users[key], self._hosts[key]
+        """POST an empty body to the timer's webhook URL and classify the answer.
 
-    async def _post(self, timer: Timer, attempt: int) -> DeliveryResult:
+        Concurrency limits are the caller's (see dispatch.Dispatcher).
+        """
         assert self._client is not None, "Deliverer.start() was not called"
         headers = {
             "Timerd-Fire-At": _epoch(timer.fire_at),

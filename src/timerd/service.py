@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from timerd.clock import Clock
-from timerd.delivery import Deliverer, DeliveryResult, NotSent, backoff_s
+from timerd.delivery import Deliverer, DeliveryResult, backoff_s
+from timerd.dispatch import Dispatcher
 from timerd.errors import Conflict, NotFound, TimerdError, Unavailable
 from timerd.metrics import Metrics
 from timerd.models import LIVE_STATUSES, Attempt, Outcome, Status, Timer, new_id, redact_url
@@ -97,8 +98,8 @@ class TimerService:
         self._horizon: Cursor = _BOTTOM
         self._horizon_complete = False
         self._refill_target = float("-inf")
-        self._deliveries: set[asyncio.Task[None]] = set()
-        self._slot_free = asyncio.Event()
+        policy = deliverer.policy
+        self._dispatcher = Dispatcher(self._deliver, policy.max_in_flight, policy.max_per_host)
         self._loop_task: asyncio.Task[None] | None = None
         self._housekeeping_task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -126,15 +127,17 @@ class TimerService:
         delivers it again (at-least-once).
         """
         self._stopping = True
-        self.deliverer.draining = True
         for task in (self._loop_task, self._housekeeping_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if self._deliveries:
-            log.info("waiting up to %.1f s for %d deliveries", grace_s, len(self._deliveries))
-            _, late = await asyncio.wait(set(self._deliveries), timeout=grace_s)
+        for waiting in self._dispatcher.drain():  # not started: they stay due for the next boot
+            self._claims.pop(waiting.id, None)
+        running = set(self._dispatcher.tasks)
+        if running:
+            log.info("waiting up to %.1f s for %d deliveries", grace_s, len(running))
+            _, late = await asyncio.wait(running, timeout=grace_s)
             for task in late:
                 task.cancel()
             if late:
@@ -302,10 +305,10 @@ class TimerService:
 
     async def _due_step(self) -> None:
         await self._refill_if_needed()
-        capacity = self.limits.dispatch_queue_max - len(self._deliveries)
+        capacity = self.limits.dispatch_queue_max - len(self._dispatcher)
         if capacity <= 0:
-            self._slot_free.clear()
-            await self._slot_free.wait()
+            self._dispatcher.slot_free.clear()
+            await self._dispatcher.slot_free.wait()
             return
         head = self.scheduler.peek()
         now = self.clock.now()
@@ -379,21 +382,12 @@ class TimerService:
             ):
                 del self._claims[tid]  # changed since it was scheduled: its row decides
                 continue
-            task = asyncio.create_task(self._deliver(timer), name=f"timerd-deliver-{tid}")
-            self._deliveries.add(task)
-            task.add_done_callback(self._delivery_done)
-
-    def _delivery_done(self, task: asyncio.Task[None]) -> None:
-        self._deliveries.discard(task)
-        self._slot_free.set()
+            self._dispatcher.submit(timer)
 
     async def _deliver(self, timer: Timer) -> None:
         attempt_no = timer.attempts + 1
         try:
-            try:
-                result = await self.deliverer.send(timer, attempt_no)
-            except NotSent:
-                return
+            result = await self.deliverer.send(timer, attempt_no)
             if attempt_no == 1:
                 self.metrics.lateness_seconds.observe(max(0.0, result.started_at - timer.fire_at))
             self.metrics.delivery_seconds.observe(result.duration_ms / 1000)
