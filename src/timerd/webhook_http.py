@@ -222,6 +222,7 @@ class WebhookClient:
         resolver: AbstractResolver | None = None,
         idle_timeout_s: float = 30.0,
         max_idle: int = 1024,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._user_agent = user_agent
         self._resolver = resolver
@@ -229,7 +230,7 @@ class WebhookClient:
         self._max_idle = max_idle
         self._idle: dict[tuple[str, str, int], deque[_Connection]] = {}
         self._idle_count = 0
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl = ssl_context  # None: the system's trust store, made on first use
 
     async def post(self, url: str, headers: dict[str, str]) -> HttpAnswer:
         """POST `url` with an empty body and `headers`; return the answer's status.
