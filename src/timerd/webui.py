@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -54,17 +52,6 @@ def is_public_path(path: str) -> bool:
     return path in PUBLIC_PATHS or path.startswith(STATIC_PREFIX)
 
 
-@dataclass(slots=True)
-class _Counts:
-    """Status counts, refreshed at most every COUNTS_EVERY_S (a count walks an index)."""
-
-    values: dict[str, int] = field(default_factory=dict)
-    at_mono: float = float("-inf")
-
-
-_COUNTS = web.AppKey("ui_counts", _Counts)
-
-
 def load_assets() -> dict[str, bytes]:
     """Return every file of `timerd/static` by name."""
     folder = resources.files("timerd").joinpath("static")
@@ -74,7 +61,6 @@ def load_assets() -> dict[str, bytes]:
 def add_ui_routes(app: web.Application) -> None:
     """Register the status page, the docs page, their assets and the summary."""
     assets = load_assets()
-    app[_COUNTS] = _Counts()
 
     def page(name: str) -> web.Response:
         return web.Response(
@@ -112,7 +98,7 @@ async def summary(request: web.Request) -> web.Response:
 
     service = request.app[SERVICE]
     now = service.clock.now()
-    counts = await _counts(request.app[_COUNTS], service)
+    counts = await _counts(service)
     await service.refresh_gauges()
     figures = parse_figures(service.metrics.render().decode()).to_json()
     figures["timers"] = counts
@@ -136,13 +122,9 @@ async def summary(request: web.Request) -> web.Response:
     )
 
 
-async def _counts(cache: _Counts, service: TimerService) -> dict[str, int]:
-    now_mono = time.monotonic()
-    if now_mono - cache.at_mono >= COUNTS_EVERY_S:
-        counts = await service.store.count_by_status()
-        cache.values = {status.value: counts.get(status, 0) for status in Status}
-        cache.at_mono = now_mono
-    return dict(cache.values)
+async def _counts(service: TimerService) -> dict[str, int]:
+    counts = await service.status_counts(COUNTS_EVERY_S)  # shared with /metrics
+    return {status.value: counts.get(status, 0) for status in Status}
 
 
 async def next_timers(service: TimerService, count: int) -> list[Timer]:

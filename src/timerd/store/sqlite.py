@@ -242,6 +242,7 @@ class SqliteStore:
         self._has_work = asyncio.Event()
         self._writer_task: asyncio.Task[None] | None = None
         self._closing = False
+        self._counter: aiosqlite.Connection | None = None
         self._lookups: dict[str, list[asyncio.Future[Timer | None]]] = {}
         self._lookup_task: asyncio.Task[None] | None = None
 
@@ -257,6 +258,7 @@ class SqliteStore:
                 raise DatabaseError(f"no database at {self.path}")
             self._reader = await self._connect(f"file:{self.path}?mode=ro")
             try:
+                self._counter = await self._connect(f"file:{self.path}?mode=ro")
                 await self._check_readable()
             except BaseException:
                 await self.close()
@@ -270,6 +272,8 @@ class SqliteStore:
             self._writer_conn = await self._on_writer(self._open_writer)
             self._reader = await self._connect(str(self.path))
             await self._reader.execute("PRAGMA query_only = 1")
+            self._counter = await self._connect(str(self.path))
+            await self._counter.execute("PRAGMA query_only = 1")
         except BaseException:
             await self.close()
             raise
@@ -305,10 +309,11 @@ class SqliteStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer_task
             self._writer_task = None
-        if self._reader is not None:
-            with contextlib.suppress(sqlite3.Error, ValueError):
-                await self._reader.close()
-            self._reader = None
+        for reader in (self._reader, self._counter):
+            if reader is not None:
+                with contextlib.suppress(sqlite3.Error, ValueError):
+                    await reader.close()
+        self._reader = self._counter = None
         if self._writer_thread is not None:
             if self._writer_conn is not None:
                 with contextlib.suppress(sqlite3.Error):
@@ -616,7 +621,18 @@ class SqliteStore:
 
     async def count_by_status(self) -> dict[Status, int]:
         """Return how many timers are in each status (an index-only count)."""
-        rows = await self._read("SELECT status, count(*) FROM timers GROUP BY status", ())
+        # its own connection (opened with the store): a count walks a whole index and must
+        # not hold up point reads
+        if self._counter is None:
+            raise Unavailable("the store is closed")
+        try:
+            rows = list(
+                await self._counter.execute_fetchall(
+                    "SELECT status, count(*) FROM timers GROUP BY status"
+                )
+            )
+        except sqlite3.Error as exc:
+            raise Unavailable(f"the database cannot be read now: {exc}") from None
         counts = dict.fromkeys(Status, 0)
         counts.update({Status(r[0]): int(r[1]) for r in rows})
         return counts
