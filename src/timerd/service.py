@@ -429,16 +429,8 @@ class TimerService:
                 status=Status.RETRYING, next_at=now + delay, last_error=result.error, **common
             )
         self.metrics.deliveries.labels(outcome.value).inc()
-        log.info(
-            "delivery id=%s url=%s attempt=%d status=%s outcome=%s lateness_ms=%.1f error=%s",
-            timer.id,
-            redact_url(timer.url),
-            attempt_no,
-            result.status_code,
-            outcome.value,
-            (result.started_at - timer.next_at) * 1000 if timer.next_at is not None else 0.0,
-            result.error,
-        )
+        if log.isEnabledFor(logging.INFO):  # its arguments cost more than a skipped line
+            self._log_attempt(timer, attempt_no, result, outcome)
         attempt = Attempt(
             timer_id=timer.id,
             attempt=attempt_no,
@@ -451,6 +443,21 @@ class TimerService:
         if outcome is Outcome.DELIVERED:
             self.delivered_total += 1
         return after, attempt
+
+    @staticmethod
+    def _log_attempt(
+        timer: Timer, attempt_no: int, result: DeliveryResult, outcome: Outcome
+    ) -> None:
+        log.info(
+            "delivery id=%s url=%s attempt=%d status=%s outcome=%s lateness_ms=%.1f error=%s",
+            timer.id,
+            redact_url(timer.url),
+            attempt_no,
+            result.status_code,
+            outcome.value,
+            (result.started_at - timer.next_at) * 1000 if timer.next_at is not None else 0.0,
+            result.error,
+        )
 
     async def _record(self, after: Timer, attempt: Attempt) -> None:
         """Commit an outcome, retrying while the disk refuses, until it lands or we stop."""

@@ -27,6 +27,7 @@ from aiohttp.abc import AbstractResolver
 HEAD_LIMIT = 64 * 1024
 """Largest response head accepted; a longer one is an error."""
 _SAFE = "/%:@!$&'()*+,;=-._~?"
+_TARGET_CACHE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +55,16 @@ class _Target:
     host: str  # IDNA-encoded, no brackets
     port: int
     host_header: str
-    request_target: str
+    path: str  # percent-encoded
+    query: str  # percent-encoded, without "?"
     authorization: str | None
+
+    def request_target(self, segment: str | None) -> str:
+        """Return path?query, with `segment` appended as a new last path segment."""
+        path = self.path
+        if segment is not None:
+            path = (path if path.endswith("/") else path + "/") + segment
+        return f"{path}?{self.query}" if self.query else path
 
     @property
     def origin(self) -> tuple[str, str, int]:
@@ -73,14 +82,13 @@ def _parse_target(url: str) -> _Target:
     default_port = port == (443 if parts.scheme == "https" else 80)
     shown = f"[{host}]" if ":" in host else host
     host_header = shown if default_port else f"{shown}:{port}"
-    target = quote(parts.path or "/", safe=_SAFE)
-    if parts.query:
-        target += "?" + quote(parts.query, safe=_SAFE)
+    path = quote(parts.path or "/", safe=_SAFE)
+    query = quote(parts.query, safe=_SAFE)
     authorization = None
     if parts.username is not None:
         pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         authorization = "Basic " + base64.b64encode(pair.encode()).decode()
-    return _Target(parts.scheme, host, port, host_header, target, authorization)
+    return _Target(parts.scheme, host, port, host_header, path, query, authorization)
 
 
 class _Connection(asyncio.Protocol):
@@ -231,16 +239,23 @@ class WebhookClient:
         self._idle: dict[tuple[str, str, int], deque[_Connection]] = {}
         self._idle_count = 0
         self._ssl = ssl_context  # None: the system's trust store, made on first use
+        self._targets: dict[str, _Target] = {}  # parsed base URLs: many timers share one
 
-    async def post(self, url: str, headers: dict[str, str]) -> HttpAnswer:
-        """POST `url` with an empty body and `headers`; return the answer's status.
+    async def post(
+        self, url: str, headers: dict[str, str], segment: str | None = None
+    ) -> HttpAnswer:
+        """POST `url` (plus `segment` as a last path segment) with an empty body.
 
         Raises OSError (ConnectionError among them) for connection failures, ValueError for
         a URL that cannot be requested, and whatever the resolver raises. The caller bounds
         the time with asyncio.timeout; a cancelled request drops its connection.
         """
-        target = _parse_target(url)
-        request = self._request_bytes(target, headers)
+        target = self._targets.get(url)
+        if target is None:
+            if len(self._targets) >= _TARGET_CACHE:
+                self._targets.clear()
+            target = self._targets[url] = _parse_target(url)
+        request = self._request_bytes(target, headers, segment)
         conn, reused = self._take_idle(target.origin), True
         if conn is None:
             conn, reused = await self._connect(target), False
@@ -264,9 +279,11 @@ class WebhookClient:
         self._release(target.origin, conn)
         return answer
 
-    def _request_bytes(self, target: _Target, headers: dict[str, str]) -> bytes:
+    def _request_bytes(
+        self, target: _Target, headers: dict[str, str], segment: str | None
+    ) -> bytes:
         lines = [
-            f"POST {target.request_target} HTTP/1.1",
+            f"POST {target.request_target(segment)} HTTP/1.1",
             f"Host: {target.host_header}",
             f"User-Agent: {self._user_agent}",
             "Content-Length: 0",
