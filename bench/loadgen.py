@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from stats import percentile
 
@@ -94,8 +94,7 @@ class _Conn(asyncio.Protocol):
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
 
     def send(self, request: bytes, started: float) -> None:
         assert self.transport is not None
@@ -226,11 +225,12 @@ class _Gen:
         conn.send(request, time.perf_counter())
 
     def lost(self, conn: _Conn) -> None:
+        if self.stopping:  # closed by us at the end: an unanswered request is not an error
+            conn.busy = False
+            return
         if conn.busy:
             self.result.errors += 1
             conn.busy = False
-        if self.stopping:
-            return
         if self.reconnects < MAX_RECONNECTS:
             self.reconnects += 1
             asyncio.get_running_loop().create_task(self._replace(conn))
@@ -333,11 +333,12 @@ async def run_rate(
     duration_s: float,
     connections: int = 32,
     drain_s: float = 5.0,
+    stop: asyncio.Event | None = None,
 ) -> Result:
     """Open loop: send `make_request(i)` at `rate` per second for `duration_s`.
 
     Requests that find no idle connection wait in a backlog; their latency still counts from
-    the moment they were due to be sent.
+    the moment they were due to be sent. Setting `stop` ends the sending early.
     """
     total = int(rate * duration_s)
     gen = _Gen(host, port, lambda: None, False, float("inf"))
@@ -346,6 +347,8 @@ async def run_rate(
     gen.idle.extend(gen.conns)
     cpu0, t0 = time.process_time(), time.perf_counter()
     for i in range(total):
+        if stop is not None and stop.is_set():
+            break
         scheduled = t0 + i / rate
         delay = scheduled - time.perf_counter()
         if delay > 0:
@@ -357,10 +360,9 @@ async def run_rate(
             gen.idle.popleft().send(request, scheduled)
         else:
             gen.backlog.append((request, scheduled))
-    drain_until = time.perf_counter() + drain_s
-    while time.perf_counter() < drain_until and (
-        gen.backlog or any(c.busy for c in gen.conns)
-    ):
+    for _ in range(int(drain_s / 0.005)):  # bounded wait for the last answers
+        if not gen.backlog and not any(c.busy for c in gen.conns):
+            break
         await asyncio.sleep(0.005)
     gen.result.wall_s = time.perf_counter() - t0
     gen.result.cpu_s = time.process_time() - cpu0

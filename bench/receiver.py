@@ -16,9 +16,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import signal
 import time
-from typing import Any
+from typing import Any, cast
 
 from stats import percentile
 
@@ -39,7 +40,7 @@ class Log:
     def summary(self) -> dict[str, Any]:
         """Count, duplicates and lateness of each id's first arrival, in milliseconds."""
         firsts = [entries[0] for entries in self.arrivals.values()]
-        lateness = sorted(a - f for a, f, _ in firsts if f == f)
+        lateness = sorted(a - f for a, f, _ in firsts if not math.isnan(f))
         times = sorted(a for a, _, _ in firsts)
         last_any = max((e[-1][0] for e in self.arrivals.values()), default=0.0)
         return {
@@ -63,8 +64,7 @@ class _Server(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         arrival = time.time()
@@ -95,6 +95,8 @@ class _Server(asyncio.Protocol):
                 + f"Content-Length: {len(body)}\r\n\r\n".encode()
                 + body
             )
+            if headers.get("connection", "").lower() == "close":
+                self.transport.close()
             return
         timer_id = path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
         try:

@@ -15,6 +15,7 @@ from typing import Any
 
 import uvloop
 from aiohttp import web
+
 from timerd.errors import TimerdError
 from timerd.validation import BodyLimits, CreateSpec, parse_create
 
