@@ -145,7 +145,7 @@ class Deliverer:
         self.in_flight += 1
         try:
             async with asyncio.timeout(self.policy.attempt_timeout_s):
-                # the URL rule of models.webhook_url, without re-parsing the URL per timer
+                # models.webhook_url's rule; the client keeps each base URL parsed once
                 answer = await self._client.post(timer.url, headers, segment=timer.id)
             status = answer.status
             retry_after = parse_retry_after(answer.retry_after, time.time())

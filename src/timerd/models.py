@@ -64,13 +64,16 @@ def is_plausible_id(value: str) -> bool:
     return _ID_RE.fullmatch(value) is not None
 
 
+def append_segment(path: str, segment: str) -> str:
+    """Append `segment` to a URL path as a new last segment (`/hook` and `/hook/` alike)."""
+    return (path if path.endswith("/") else path + "/") + segment
+
+
 def webhook_url(url: str, timer_id: str) -> str:
     """Append `timer_id` as a new path segment of `url`, keeping any query at the end."""
     parts = urlsplit(url)
-    path = parts.path
-    if not path.endswith("/"):
-        path += "/"
-    return urlunsplit((parts.scheme, parts.netloc, path + timer_id, parts.query, ""))
+    path = append_segment(parts.path, timer_id)
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
 def redact_url(url: str) -> str:

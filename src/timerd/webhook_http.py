@@ -24,6 +24,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 from aiohttp.abc import AbstractResolver
 
+from timerd.models import append_segment
+
 HEAD_LIMIT = 64 * 1024
 """Largest response head accepted; a longer one is an error."""
 _SAFE = "/%:@!$&'()*+,;=-._~?"
@@ -61,9 +63,7 @@ class _Target:
 
     def request_target(self, segment: str | None) -> str:
         """Return path?query, with `segment` appended as a new last path segment."""
-        path = self.path
-        if segment is not None:
-            path = (path if path.endswith("/") else path + "/") + segment
+        path = self.path if segment is None else append_segment(self.path, segment)
         return f"{path}?{self.query}" if self.query else path
 
     @property
