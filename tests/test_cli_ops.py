@@ -1,4 +1,4 @@
-"""`timerd stats` and `timerd backup`, and the figures they print."""
+"""`timerd stats` and `timerd backup`, the figures they print, and usage errors of the CLI."""
 
 from __future__ import annotations
 
@@ -202,3 +202,38 @@ def test_help_carries_an_example(command: str) -> None:
     result = _invoke(command, "-h")
     assert result.exit_code == 0
     assert f"timerd {command}" in result.stdout
+
+
+# usage errors -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["serve", "--bogus"], "No such option '--bogus'"),
+        (["show"], "Missing argument 'ID'"),
+        (["list", "--status", "sleeping"], "'sleeping' is not one of 'pending'"),
+        (["frobnicate"], "No such command 'frobnicate'"),
+    ],
+    ids=["unknown option", "missing argument", "bad choice", "unknown subcommand"],
+)
+def test_a_usage_error_is_one_line_on_stderr_and_exit_2(args: list[str], expected: str) -> None:
+    result = _invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    line = result.stderr.rstrip("\n")
+    assert line.startswith("timerd: error: "), line
+    assert expected in line
+    command = "timerd" if args[0] == "frobnicate" else f"timerd {args[0]}"
+    assert line.endswith(f" (see '{command} --help')"), line
+
+
+def test_help_and_a_bare_timerd_still_print_the_help() -> None:
+    helped = _invoke("serve", "--help")
+    assert helped.exit_code == 0
+    assert helped.stdout.startswith("Usage: timerd serve [OPTIONS]\n")
+    bare = _invoke()  # exit 2 on click >= 8.2, 0 before
+    assert "Usage: timerd [OPTIONS] COMMAND [ARGS]..." in bare.output
+    assert "Commands:" in bare.output
+    assert "timerd: error" not in bare.output

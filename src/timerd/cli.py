@@ -7,11 +7,12 @@ Exit codes: 0 success, 1 the operation failed (not found, conflict, unreachable)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,6 +41,66 @@ class CliError(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         click.echo(f"timerd: error: {self.format_message()}", err=True)
+
+
+class UsageLineError(click.UsageError):
+    """A usage error as one line on stderr, exit code 2.
+
+    `timerd: error: No such option '--bogus'. (see 'timerd serve --help')`: click's own
+    UsageError.show prints three (the usage line, a `Try ... --help` hint, `Error: ...`).
+    """
+
+    def __init__(self, error: click.UsageError) -> None:
+        super().__init__(error.format_message(), error.ctx)
+
+    def show(self, file: Any = None) -> None:
+        lines = self.format_message().splitlines()
+        message = " ".join(part.strip() for part in lines if part.strip())
+        hint = ""
+        if self.ctx is not None and self.ctx.command.get_help_option(self.ctx) is not None:
+            option = max(self.ctx.command.get_help_option_names(self.ctx), key=len)
+            hint = f" (see '{self.ctx.command_path} {option}')"
+        click.echo(f"timerd: error: {message}{hint}", file=file, err=True)
+
+
+_SHOWN_AS_IS: tuple[type[click.UsageError], ...] = (UsageLineError,)
+if hasattr(click.exceptions, "NoArgsIsHelpError"):
+    # click >= 8.2 shows the help of a group run without a subcommand through a UsageError
+    _SHOWN_AS_IS += (click.exceptions.NoArgsIsHelpError,)
+
+
+@contextlib.contextmanager
+def _one_line_usage_errors() -> Iterator[None]:
+    try:
+        yield
+    except _SHOWN_AS_IS:
+        raise
+    except click.UsageError as exc:
+        raise UsageLineError(exc) from exc
+
+
+class TimerdGroup(click.Group):
+    """The `timerd` group: any usage error, in it or in a subcommand, is shown as one line.
+
+    Parsing (`make_context`) and running the chosen subcommand (`invoke`, which parses the
+    subcommand's own arguments) are where click raises usage errors; a UsageLineError raised
+    there reaches click's standalone handling in `main` like any other ClickException, which
+    shows it and exits 2. `--help`, `--version` and the help of a bare `timerd` are untouched.
+    """
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        with _one_line_usage_errors():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -104,7 +165,7 @@ def _check_source(ctx: click.Context, db: Path | None) -> None:
 # the group --------------------------------------------------------------------------------
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(cls=TimerdGroup, context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="timerd")
 def cli() -> None:
     """timerd: fire HTTP webhooks after a delay, durably.
