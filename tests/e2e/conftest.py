@@ -1,8 +1,9 @@
 """E2E fixtures: real `timerd serve` subprocesses, the real CLI, and polling with deadlines.
 
-Every daemon is a child process started with `--port 0` on a database under `tmp_path`; the
-fixture reads its `listening on http://HOST:PORT` line with a deadline and always stops it at
-teardown (SIGTERM, then SIGKILL). The webhook receiver is `tests.conftest.receiver`, an
+Every daemon is a `tests.procs.Daemon` (the helper the reliability campaigns use too): a
+child process started with `--port 0` on a database under `tmp_path`, ready once its
+`listening on http://HOST:PORT` line was read within a deadline; the `daemon` fixture always
+stops it at teardown (SIGTERM, then SIGKILL). The webhook receiver is `tests.conftest.receiver`, an
 aiohttp server in the test's own event loop, so it stays up across daemon restarts as long
 as the test awaits (which is why the CLI runs through asyncio subprocesses, never blocking).
 """
@@ -12,12 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +23,9 @@ import aiohttp
 import pytest
 
 from tests.conftest import Receiver
+from tests.procs import FAST_FLAGS, START_TIMEOUT_S, TIMERD, Daemon, clean_env
 
-TIMERD = Path(sys.executable).with_name("timerd")
-START_TIMEOUT_S = 20.0
-STOP_TIMEOUT_S = 15.0
 CLI_TIMEOUT_S = 60.0
-
-# flags every test daemon gets: fast retries, a short grace, no surprise config file
-FAST_FLAGS = ("--backoff-base-s", "0.05", "--backoff-max-s", "0.2", "--grace-s", "5")
 
 FIGURES: list[str] = []
 """Measurements the tests report; printed in the terminal summary."""
@@ -55,15 +48,6 @@ def report() -> Callable[[str], None]:
         FIGURES.append(line)
 
     return add
-
-
-def clean_env(home: Path, **extra: str) -> dict[str, str]:
-    """Return os.environ without any TIMERD_* and with private XDG folders under `home`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIMERD_")}
-    env["XDG_CONFIG_HOME"] = str(home / "xdg-config")
-    env["XDG_DATA_HOME"] = str(home / "xdg-data")
-    env.update(extra)
-    return env
 
 
 # the command line ---------------------------------------------------------------------------
@@ -144,74 +128,16 @@ def cli(tmp_path: Path) -> CliRunner:
 
 # the daemon ---------------------------------------------------------------------------------
 
-
-@dataclass
-class Daemon:
-    """One running `timerd serve` child process."""
-
-    db: Path
-    proc: asyncio.subprocess.Process
-    url: str
-    spawned_mono: float
-    listening_mono: float
-    listening_at: float
-    """Wall-clock instant the `listening on` line was read."""
-    stdout_lines: list[str] = field(default_factory=list)
-    stderr_lines: list[str] = field(default_factory=list)
-    _drains: list[asyncio.Task[None]] = field(default_factory=list)
-
-    @property
-    def running(self) -> bool:
-        """Tell whether the process has not exited yet."""
-        return self.proc.returncode is None
-
-    @property
-    def addr(self) -> str:
-        """The base URL, for `--addr`."""
-        return self.url
-
-    async def wait(self, timeout_s: float = STOP_TIMEOUT_S) -> int:
-        """Wait for the process to exit and its pipes to drain; return the exit code."""
-        async with asyncio.timeout(timeout_s):
-            rc = await self.proc.wait()
-            await asyncio.gather(*self._drains)
-        return rc
-
-    async def terminate(self, timeout_s: float = STOP_TIMEOUT_S) -> int:
-        """SIGTERM, wait up to `timeout_s`; return the exit code (SIGKILL if it hangs)."""
-        if self.running:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return await self.wait(timeout_s)
-        except TimeoutError:
-            await self.kill9()
-            raise AssertionError(f"timerd did not stop within {timeout_s} s of SIGTERM") from None
-
-    async def kill9(self) -> int:
-        """SIGKILL and wait; return the exit code."""
-        if self.running:
-            self.proc.send_signal(signal.SIGKILL)
-        return await self.wait()
-
-    def log(self) -> str:
-        """Return everything the daemon wrote to stderr so far."""
-        return "".join(self.stderr_lines)
-
-
-async def _drain(stream: asyncio.StreamReader, into: list[str]) -> None:
-    while line := await stream.readline():
-        into.append(line.decode(errors="replace"))
-
-
 DaemonStarter = Callable[..., Awaitable[Daemon]]
 
 
 @pytest.fixture
 async def daemon(tmp_path: Path) -> AsyncIterator[DaemonStarter]:
-    """Start `timerd serve --port 0 --db DB FLAGS...`; every daemon is stopped at teardown.
+    """Start a `tests.procs.Daemon` with FAST_FLAGS; every daemon is stopped at teardown.
 
     `await daemon(db, "--grace-s", "2")` returns once the `listening on` line was read and
-    `/healthz` answered (`ready=False`: as soon as the line was read).
+    `/healthz` answered (`ready=False`: as soon as the line was read). Teardown also fails the
+    test if a daemon outstayed its SIGTERM or logged a traceback.
     """
     started: list[Daemon] = []
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
@@ -219,53 +145,7 @@ async def daemon(tmp_path: Path) -> AsyncIterator[DaemonStarter]:
     async def start(
         db: Path, *flags: str, env: dict[str, str] | None = None, ready: bool = True
     ) -> Daemon:
-        spawned = time.monotonic()
-        proc = await asyncio.create_subprocess_exec(
-            TIMERD,
-            "serve",
-            "--port",
-            "0",
-            "--db",
-            str(db),
-            *FAST_FLAGS,
-            *flags,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env or clean_env(tmp_path),
-        )
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        stderr_lines: list[str] = []
-        stderr_task = asyncio.create_task(_drain(proc.stderr, stderr_lines))
-        try:
-            async with asyncio.timeout(START_TIMEOUT_S):
-                first = (await proc.stdout.readline()).decode()
-        except TimeoutError:
-            first = ""
-        listening_mono, listening_at = time.monotonic(), time.time()
-        if not first.startswith("listening on http://"):
-            if proc.returncode is None:
-                proc.kill()
-            await proc.wait()
-            await proc.stdout.read()
-            await stderr_task
-            raise AssertionError(
-                f"timerd serve did not start (exit {proc.returncode}); first line {first!r}\n"
-                + "".join(stderr_lines)
-            )
-        stdout_lines = [first]
-        d = Daemon(
-            db=db,
-            proc=proc,
-            url=first.split(" ", 2)[2].strip(),
-            spawned_mono=spawned,
-            listening_mono=listening_mono,
-            listening_at=listening_at,
-            stdout_lines=stdout_lines,
-            stderr_lines=stderr_lines,
-        )
-        d._drains = [stderr_task, asyncio.create_task(_drain(proc.stdout, stdout_lines))]
+        d = await Daemon(db, *FAST_FLAGS, *flags, env=env, home=tmp_path).start()
         started.append(d)
         if ready:
             await wait_healthy(session, d.url, timeout_s=START_TIMEOUT_S)
@@ -280,11 +160,11 @@ async def daemon(tmp_path: Path) -> AsyncIterator[DaemonStarter]:
     for d in started:
         try:
             if d.running:
-                await d.terminate()
+                await d.stop()
             else:
                 await d.wait()
         except (AssertionError, TimeoutError) as exc:
-            problems.append(str(exc))
+            problems.append(str(exc) or f"timerd on {d.db} did not exit")
         if "Traceback" in d.log():
             problems.append(f"daemon on {d.db} logged a traceback:\n{d.log()}")
     assert not problems, "\n".join(problems)

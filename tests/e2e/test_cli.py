@@ -165,7 +165,7 @@ async def test_cli_commands_against_a_running_daemon_and_its_database(
     assert all("time_left" not in json.loads(line) for line in exported_api)
 
     # --db after the daemon stopped
-    assert await d.terminate() == 0
+    assert await d.stop() == 0
     after_stop = (await cli("list", "--json", "--db", db)).ok().json()
     assert _without_time_left(after_stop) == _without_time_left(via_api)
     assert (await cli("show", second_id, "--json", "--db", db)).ok().json()["status"] == "fired"
@@ -203,30 +203,37 @@ def _without_time_left(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if k != "time_left"} for r in rows]
 
 
+USAGE_ERRORS = [  # arguments, and the command whose --help the error line points at
+    (("add", "http://127.0.0.1:9/hook"), "add"),
+    (("add", "http://127.0.0.1:9/hook", "--in", "2s", "--at", "2030-01-01T00:00:00Z"), "add"),
+    (("add", "http://127.0.0.1:9/hook", "--in", "soon"), "add"),
+    (("add", "http://127.0.0.1:9/hook", "--hours", "-1"), "add"),
+    (("add",), "add"),
+    (("list", "--status", "sleeping"), "list"),
+    (("list", "--addr", UNREACHABLE, "--db", "x.db"), "list"),
+    (("reschedule", "abc"), "reschedule"),
+    (("show",), "show"),
+    (("import", "--db", "x.db"), "import"),
+    (("serve", "--bogus"), "serve"),
+    (("list", "--json", "--bogus"), "list"),
+    (("--bogus",), ""),
+    (("frobnicate",), ""),
+    (("service", "frobnicate"), "service"),
+]
+
+
 @pytest.mark.parametrize(
-    "args",
-    [
-        ("add", "http://127.0.0.1:9/hook"),
-        ("add", "http://127.0.0.1:9/hook", "--in", "2s", "--at", "2030-01-01T00:00:00Z"),
-        ("add", "http://127.0.0.1:9/hook", "--in", "soon"),
-        ("add", "http://127.0.0.1:9/hook", "--hours", "-1"),
-        ("add",),
-        ("list", "--status", "sleeping"),
-        ("list", "--addr", UNREACHABLE, "--db", "x.db"),
-        ("reschedule", "abc"),
-        ("show",),
-        ("import", "--db", "x.db"),
-        ("frobnicate",),
-    ],
-    ids=" ".join,
+    ("args", "help_of"), USAGE_ERRORS, ids=[" ".join(a) for a, _ in USAGE_ERRORS]
 )
-async def test_usage_errors_exit_2_without_a_traceback(
-    cli: CliRunner, args: tuple[str, ...]
+async def test_usage_errors_are_one_line_and_exit_2(
+    cli: CliRunner, args: tuple[str, ...], help_of: str
 ) -> None:
     result = await cli(*args)
-    assert result.rc == 2, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    assert re.search(r"^Error: .+", result.stderr, re.M), result.stderr
+    line = result.one_error_line(rc=2)
+    assert line.startswith("timerd: error: "), line
+    # and it points at the help of the command that was misused
+    command = f"timerd {help_of}".strip()
+    assert line.endswith(f"(see '{command} --help')"), line
     assert result.stdout == ""
 
 

@@ -134,7 +134,7 @@ async def test_kill9_then_restart_delivers_each_timer_exactly_once_and_keeps_lat
         late = hit.arrived_at - due_at
         assert 0 <= late < LATER_TOLERANCE_S, f"{tid} lateness {late:.3f} s"
 
-    assert await d2.terminate() == 0
+    assert await d2.stop() == 0
     counts = {tid: len(hits) for tid, hits in hits_by_id(receiver).items()}
     assert counts == dict.fromkeys([before, *overdue, *later], 1)
 
@@ -167,7 +167,7 @@ async def test_sigterm_restart_never_redelivers(
     async with asyncio.timeout(10):
         await slow_started.wait()
     stop_sent = time.monotonic()
-    assert await d1.terminate() == 0
+    assert await d1.stop() == 0
     stop_s = time.monotonic() - stop_sent
     # it waited for the in-flight delivery (about 1 s), well within the 5 s grace
     assert 0.5 < stop_s < 5.0, f"shutdown took {stop_s:.2f} s"
@@ -177,6 +177,6 @@ async def test_sigterm_restart_never_redelivers(
     d2 = await daemon(db)
     await wait_for_ids(receiver, {survivor}, timeout_s=10)
     await wait_status(http, d2.url, survivor, "fired")
-    assert await d2.terminate() == 0
+    assert await d2.stop() == 0
     counts = {tid: len(hits) for tid, hits in hits_by_id(receiver).items()}
     assert counts == dict.fromkeys([*early, slow, survivor], 1)

@@ -34,7 +34,7 @@ async def test_idempotent_create_is_replayed_across_a_restart(
     before = await list_all(http, d1.url)
     assert len(before) == 3
 
-    rc = await d1.terminate() if stop == "sigterm" else await d1.kill9()
+    rc = await d1.stop() if stop == "sigterm" else await d1.kill9()
     assert rc == (0 if stop == "sigterm" else -9)
     d2 = await daemon(db)
 

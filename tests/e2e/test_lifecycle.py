@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import random
 import shutil
@@ -16,17 +15,16 @@ import pytest
 
 from tests.e2e.conftest import (
     BULK_COUNT,
-    TIMERD,
     CliResult,
     CliRunner,
     DaemonStarter,
     build_bulk_db,
-    clean_env,
     create_timer,
     db_files,
     get_timer,
     wait_healthy,
 )
+from tests.procs import Daemon, DaemonStartError
 
 pytestmark = pytest.mark.e2e
 
@@ -37,32 +35,15 @@ CLI_EXIT_TIMEOUT_S = 5.0
 
 async def _serve_expecting_refusal(db: Path, home: Path) -> CliResult:
     """Run `timerd serve` on `db`, which must exit by itself; failing as soon as it listens."""
-    args = ("serve", "--port", "0", "--db", str(db))
-    proc = await asyncio.create_subprocess_exec(
-        TIMERD,
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=clean_env(home),
-    )
-    assert proc.stdout is not None
-    assert proc.stderr is not None
+    d = Daemon(db, home=home)
     try:
-        async with asyncio.timeout(REFUSAL_TIMEOUT_S):
-            first = await proc.stdout.readline()
-            if first.startswith(b"listening on"):
-                proc.kill()
-        stdout, stderr = await proc.communicate()
-    except TimeoutError:
-        proc.kill()
-        await proc.communicate()
-        raise AssertionError(f"timerd serve --db {db} neither listened nor exited") from None
-    if first.startswith(b"listening on"):
-        raise AssertionError(
-            f"timerd serve --db {db} was not refused: it started ({first.decode().strip()})"
-        )
-    return CliResult(args, proc.returncode or 0, (first + stdout).decode(), stderr.decode())
+        await d.start(timeout_s=REFUSAL_TIMEOUT_S)
+    except DaemonStartError as exc:
+        if exc.timed_out:
+            raise AssertionError(f"timerd serve --db {db} neither listened nor exited") from None
+        return CliResult(d.argv[1:], exc.returncode, exc.stdout, exc.stderr)
+    await d.kill9()
+    raise AssertionError(f"timerd serve --db {db} was not refused: it started ({d.url})")
 
 
 async def test_sigterm_as_soon_as_it_listens_exits_0(daemon: DaemonStarter, tmp_path: Path) -> None:
@@ -71,7 +52,7 @@ async def test_sigterm_as_soon_as_it_listens_exits_0(daemon: DaemonStarter, tmp_
     codes = []
     for n in range(6):
         d = await daemon(tmp_path / f"x{n}.db", ready=False)
-        codes.append(await d.terminate())
+        codes.append(await d.stop())
     assert codes == [0] * len(codes)
 
 
@@ -97,7 +78,7 @@ async def test_second_daemon_on_the_same_database_is_refused(
     # the first daemon is unharmed
     assert first.running
     assert (await get_timer(http, first.url, tid))["status"] == "pending"
-    assert await first.terminate() == 0
+    assert await first.stop() == 0
 
 
 async def test_second_daemon_through_a_symlink_to_the_database_is_refused(
@@ -172,7 +153,7 @@ async def test_boot_time_with_100k_pending_timers(
     empty = await daemon(tmp_path / "empty.db", ready=False)
     await wait_healthy(http, empty.url)
     empty_s = time.monotonic() - empty.spawned_mono
-    assert await empty.terminate() == 0
+    assert await empty.stop() == 0
 
     db = tmp_path / "x.db"
     shutil.copyfile(bulk_pending_db, db)
@@ -190,4 +171,4 @@ async def test_boot_time_with_100k_pending_timers(
     async with http.get(f"{d.url}/timers", params={"limit": "1", "status": "pending"}) as resp:
         (first,) = (await resp.json())["timers"]
     assert first["url"].endswith("?n=0")
-    assert await d.terminate() == 0
+    assert await d.stop() == 0

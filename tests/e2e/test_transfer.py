@@ -46,7 +46,7 @@ async def test_export_import_round_trip_of_100k_timers(
     line = (await cli("import", small, "--db", target)).one_error_line()
     assert "in use" in line
     assert str(target) in line
-    assert await d.terminate() == 0
+    assert await d.stop() == 0
     listed = (await cli("list", "--db", target, "--json", "--limit", "1")).ok().json()
     assert listed[0]["id"] == json.loads(lines_a[0])["id"]
     shown = await cli("show", "NotInTheDatabaseYet000", "--db", target)

@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import Receiver
-from tests.procs import Daemon
+from tests.procs import QUIET, Daemon
 from tests.reliability.campaign import SEED, report, size
 
 pytestmark = pytest.mark.e2e
@@ -36,42 +36,44 @@ async def test_crash_loop_loses_nothing(tmp_path: Path, receiver: Receiver) -> N
     rng = random.Random(SEED)
     kills = size(20, 60)
     db = tmp_path / "crash.db"
-    daemon = Daemon(db, "--backoff-base-s", "0.05", "--backoff-max-s", "0.2", "--grace-s", "1")
-    await daemon.start()
-    acked: dict[str, float] = {}
-    kill_times: list[float] = []
-    stop_load = asyncio.Event()
+    flags = ("--backoff-base-s", "0.05", "--backoff-max-s", "0.2", "--grace-s", "1")
+    async with Daemon(db, *flags, env=QUIET) as daemon:
+        acked: dict[str, float] = {}
+        kill_times: list[float] = []
+        stop_load = asyncio.Event()
 
-    async def load(session: aiohttp.ClientSession, worker: int) -> None:
-        while not stop_load.is_set():
-            body = {"seconds": round(rng.uniform(0, 3), 3), "url": receiver.url}
-            try:
-                async with session.post(daemon.url + "/timers", json=body) as resp:
-                    if resp.status == 201:
-                        acked[(await resp.json())["id"]] = time.time()
-                    else:
-                        await resp.read()
-            except (aiohttp.ClientError, OSError, TimeoutError):
-                await asyncio.sleep(0.02)  # the daemon is down or restarting
+        async def load(session: aiohttp.ClientSession, worker: int) -> None:
+            while not stop_load.is_set():
+                body = {"seconds": round(rng.uniform(0, 3), 3), "url": receiver.url}
+                try:
+                    async with session.post(daemon.url + "/timers", json=body) as resp:
+                        if resp.status == 201:
+                            acked[(await resp.json())["id"]] = time.time()
+                        else:
+                            await resp.read()
+                except (aiohttp.ClientError, OSError, TimeoutError):
+                    await asyncio.sleep(0.02)  # the daemon is down or restarting
 
-    timeout = aiohttp.ClientTimeout(total=5)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        workers = [asyncio.create_task(load(session, i)) for i in range(8)]
-        for _ in range(kills):
-            await asyncio.sleep(rng.uniform(0.15, 0.6))
-            kill_times.append(time.time())
-            await daemon.kill9()
-            assert integrity(db) == "ok"
-            await daemon.start()
-        stop_load.set()
-        await asyncio.gather(*workers)
+        timeout = aiohttp.ClientTimeout(total=5)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            workers = [asyncio.create_task(load(session, i)) for i in range(8)]
+            for _ in range(kills):
+                await asyncio.sleep(rng.uniform(0.15, 0.6))
+                kill_times.append(time.time())
+                await daemon.kill9()
+                assert integrity(db) == "ok"
+                await daemon.start()
+            stop_load.set()
+            await asyncio.gather(*workers)
 
-    # everything acknowledged comes due within ~3 s; retries and catch-up take a little more
-    deadline = time.monotonic() + 60
-    while set(acked) - set(receiver.ids()) and time.monotonic() < deadline:
-        with contextlib.suppress(TimeoutError):
-            await receiver.wait_for(len(receiver.hits) + 1, timeout_s=deadline - time.monotonic())
-    code = await daemon.stop()
+        # everything acknowledged comes due within ~3 s; retries and catch-up take a little more
+        deadline = time.monotonic() + 60
+        while set(acked) - set(receiver.ids()) and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                await receiver.wait_for(
+                    len(receiver.hits) + 1, timeout_s=deadline - time.monotonic()
+                )
+        code = await daemon.stop()
     received = receiver.ids()
     missing = set(acked) - set(received)
     counts: dict[str, int] = {}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Receiver
-from tests.procs import Daemon
+from tests.procs import QUIET, Daemon
 from tests.reliability.campaign import report, size
 from timerd.models import Timer, new_id
 from timerd.store import SqliteStore
@@ -34,19 +34,18 @@ async def test_sigterm_during_a_burst(tmp_path: Path, receiver: Receiver) -> Non
     await store.insert_timers(timers)
     await store.close()
     grace_s = 5.0
-    daemon = Daemon(db, "--grace-s", str(grace_s))
-    await daemon.start()
-    await receiver.wait_for(count // 5, timeout_s=60)  # the burst is under way
-    before_stop = len(receiver.hits)
-    started = time.monotonic()
-    code = await daemon.stop(timeout_s=grace_s + 20)
-    stop_s = time.monotonic() - started
-    at_stop = len(receiver.hits)
-    await daemon.start()
-    with contextlib.suppress(TimeoutError):
-        await receiver.wait_for(count, timeout_s=60)
-    await asyncio.sleep(0.5)  # a duplicate, if any, would arrive right behind
-    final = await daemon.stop()
+    async with Daemon(db, "--grace-s", str(grace_s), env=QUIET) as daemon:
+        await receiver.wait_for(count // 5, timeout_s=60)  # the burst is under way
+        before_stop = len(receiver.hits)
+        started = time.monotonic()
+        code = await daemon.stop(timeout_s=grace_s + 20)
+        stop_s = time.monotonic() - started
+        at_stop = len(receiver.hits)
+        await daemon.start()
+        with contextlib.suppress(TimeoutError):
+            await receiver.wait_for(count, timeout_s=60)
+        await asyncio.sleep(0.5)  # a duplicate, if any, would arrive right behind
+        final = await daemon.stop()
     ids = receiver.ids()
     duplicates = len(ids) - len(set(ids))
     missing = {t.id for t in timers} - set(ids)

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.procs import TIMERD, Daemon
+from tests.procs import QUIET, TIMERD, Daemon, DaemonStartError
 from tests.reliability.campaign import report
 
 pytestmark = pytest.mark.e2e
@@ -67,7 +67,7 @@ async def count_pending(session: aiohttp.ClientSession, url: str, ids: set[str])
 
 async def test_full_then_read_only_disk(tmp_path: Path) -> None:
     with small_filesystem(tmp_path / "small", "3m") as mnt:
-        daemon = Daemon(mnt / "t.db", log_dir=tmp_path)
+        daemon = Daemon(mnt / "t.db", env=QUIET, home=tmp_path)
         await daemon.start()
         acked: set[str] = set()
         rejected = 0
@@ -111,9 +111,10 @@ async def test_full_then_read_only_disk(tmp_path: Path) -> None:
             before = (mnt / "t.db").read_bytes()
             remount(mnt, "ro")
             try:
-                with pytest.raises(RuntimeError, match="timerd exited 1") as info:
+                with pytest.raises(DaemonStartError) as info:
                     await daemon.start()
-                read_only_error = str(info.value).strip().splitlines()[-1]
+                assert info.value.returncode == 1, info.value
+                read_only_error = info.value.stderr.strip().splitlines()[-1]
             finally:
                 remount(mnt, "rw")
             assert (mnt / "t.db").read_bytes() == before
@@ -133,7 +134,7 @@ async def test_full_then_read_only_disk(tmp_path: Path) -> None:
 
 async def test_foreign_write_lock_gives_fast_503s_and_recovers(tmp_path: Path) -> None:
     """Another process holds the write lock: the bounded queue sheds load at once."""
-    daemon = Daemon(tmp_path / "t.db", "--write-queue-max", "10")
+    daemon = Daemon(tmp_path / "t.db", "--write-queue-max", "10", env=QUIET)
     await daemon.start()
     try:
         async with aiohttp.ClientSession() as session:
