@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from timerd.models import (
@@ -75,6 +77,18 @@ def test_new_ids_are_url_safe_unguessable_and_plausible() -> None:
         assert len(timer_id) >= 22
         assert timer_id != "batch"
         assert all(c.isalnum() or c in "-_" for c in timer_id)
+
+
+def test_new_ids_sort_by_creation_time_and_never_look_like_an_option() -> None:
+    """Ids made later sort after earlier ones, so inserts append to the primary key."""
+    first = new_id()
+    deadline = time.monotonic() + 1.0
+    while new_id()[:7] == first[:7]:  # the next millisecond
+        assert time.monotonic() < deadline
+    later = [new_id() for _ in range(100)]
+    assert all(first < timer_id for timer_id in later)
+    assert first[0].isalpha()
+    assert len({t[7:] for t in later}) == 100  # the random part differs within a millisecond
 
 
 @pytest.mark.parametrize(

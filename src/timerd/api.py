@@ -227,8 +227,12 @@ async def create_timer(request: web.Request) -> web.Response:
     if replay is not None:
         return replay
     assert timers is not None
-    tid = timers[0].id
-    return _json({"id": tid}, 201, {"Location": f"/timers/{tid}"})
+    tid = timers[0].id  # URL-safe characters only: no JSON escaping needed
+    return web.Response(
+        body=b'{"id":"%s"}' % tid.encode(),
+        status=201,
+        headers={"Content-Type": JSON_TYPE, "Location": f"/timers/{tid}"},
+    )
 
 
 async def create_batch(request: web.Request) -> web.Response:

@@ -54,6 +54,11 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX idempotency_created ON idempotency (created_at);
     """,
+    # 3: one index fewer per insert (about a tenth of a create's cost): listing every
+    # status merges the per-status ranges of timers_status_fire instead.
+    """
+    DROP INDEX timers_fire;
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)
