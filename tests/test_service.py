@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Receiver
 from tests.fakes import FakeClock, settle
+from timerd import service as service_module
 from timerd.delivery import Deliverer, DeliveryPolicy
-from timerd.models import Status, Timer, new_id
+from timerd.models import Attempt, Status, Timer, new_id
 from timerd.service import ServiceLimits, TimerService
 from timerd.store import SqliteStore
 from timerd.validation import CreateSpec
@@ -195,3 +196,53 @@ async def test_stop_cuts_deliveries_after_grace_and_keeps_them_due(
     assert row.status is Status.PENDING  # not recorded as delivered: it runs again at boot
     await h.deliverer.close()
     await h.store.close()
+
+
+async def test_a_delivery_frees_its_slot_before_its_outcome_commits(
+    harness: Harness, clock: FakeClock, receiver: Receiver
+) -> None:
+    """One slot (max_in_flight=1) still serves many timers while a commit is slow."""
+    gate = asyncio.Event()
+    record = harness.store.record_attempts
+
+    async def slow_record(outcomes: Sequence[tuple[Timer, Attempt]]) -> None:
+        await gate.wait()
+        await record(outcomes)
+
+    harness.store.record_attempts = slow_record  # type: ignore[method-assign]
+    t0 = clock.now()
+    timers = [stored(receiver.url, t0 - 1, t0) for _ in range(5)]
+    await harness.store.insert_timers(timers)
+    await harness.service.start()
+    await receiver.wait_for(5, timeout_s=10)  # all sent while no outcome could commit
+    assert all(
+        t.status is Status.PENDING for t in await harness.store.get_timers([t.id for t in timers])
+    )
+    gate.set()
+    await settle(lambda: not harness.service._claims)
+    rows = await harness.store.get_timers([t.id for t in timers])
+    assert sorted(t.status for t in rows) == [Status.FIRED] * 5
+    assert sorted(receiver.ids()) == sorted(t.id for t in timers)  # each once
+
+
+async def test_the_window_fills_in_chunks_without_skipping_any_timer(
+    tmp_path: Path, clock: FakeClock, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service_module, "_REFILL_CHUNK", 7)
+    h = Harness(tmp_path, clock, limits(window_max=100))
+    await h.start()
+    try:
+        t0 = clock.now()
+        timers = [stored(receiver.url, t0 + 1 + i / 10, t0) for i in range(300)]
+        await h.store.insert_timers(timers)
+        await h.service.start()
+        await settle(lambda: len(h.service.scheduler) >= 50)  # several chunks, one per step
+        assert len(h.service.scheduler) <= 100
+        late = await h.service.create([CreateSpec(url=receiver.url, fire_at=t0 + 2.05)])
+        clock.set(t0 + 40)
+        await receiver.wait_for(301, timeout_s=20)
+        ids = receiver.ids()
+        assert len(ids) == len(set(ids)) == 301
+        assert late[0].id in ids
+    finally:
+        await h.stop()

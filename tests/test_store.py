@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -154,8 +155,8 @@ class TestStoreContract:
             current = current.evolve(
                 status=Status.RETRYING, attempts=n, next_at=T0 + n, last_error="HTTP 500"
             )
-            await store.record_attempt(
-                current, Attempt(t.id, n, T0 + n, 1.5, 500, "HTTP 500", Outcome.RETRY)
+            await store.record_attempts(
+                [(current, Attempt(t.id, n, T0 + n, 1.5, 500, "HTTP 500", Outcome.RETRY))]
             )
         history = await store.attempts(t.id)
         assert [a.attempt for a in history] == [3, 4, 5]  # attempts_kept=3, oldest first
@@ -167,10 +168,37 @@ class TestStoreContract:
         cancelled = t.evolve(status=Status.CANCELLED, next_at=None)
         await store.update_timer(cancelled, frozenset(LIVE_STATUSES))
         fired = t.evolve(status=Status.FIRED, next_at=None, attempts=1)
-        await store.record_attempt(fired, Attempt(t.id, 1, T0, 1.0, 200, None, Outcome.DELIVERED))
+        await store.record_attempts(
+            [(fired, Attempt(t.id, 1, T0, 1.0, 200, None, Outcome.DELIVERED))]
+        )
         stored = await store.get_timer(t.id)
         assert stored is not None
         assert stored.status is Status.CANCELLED
+
+    async def test_outcomes_of_many_timers_commit_together(self, store: Store) -> None:
+        timers = [timer(T0 + i) for i in range(300)]
+        await store.insert_timers(timers)
+        cancelled = timers[0].evolve(status=Status.CANCELLED, next_at=None)
+        await store.update_timer(cancelled, frozenset(LIVE_STATUSES))
+        outcomes = [
+            (
+                t.evolve(status=Status.FIRED, next_at=None, attempts=1, fired_at=T0 + 1),
+                Attempt(t.id, 1, T0 + 1, 1.0, 200, None, Outcome.DELIVERED),
+            )
+            for t in timers
+        ]
+        await store.record_attempts(outcomes)
+        after = {t.id: t for t in await store.get_timers([t.id for t in timers])}
+        assert after[timers[0].id].status is Status.CANCELLED  # late: history only
+        assert all(after[t.id] == o for t, (o, _) in zip(timers[1:], outcomes[1:], strict=True))
+        retry = after[timers[1].id].evolve(status=Status.PENDING, next_at=T0 + 5)
+        await store.update_timer(retry, frozenset({Status.FIRED}))
+        for t in (timers[0], timers[1]):  # a second attempt gets the next history slot
+            again = t.evolve(status=Status.FIRED, next_at=None, attempts=2)
+            await store.record_attempts(
+                [(again, Attempt(t.id, 2, T0 + 9, 1.0, 200, None, Outcome.DELIVERED))]
+            )
+            assert [a.attempt for a in await store.attempts(t.id)] == [1, 2]
 
     async def test_idempotency_records_and_purge(self, store: Store) -> None:
         t = timer(T0)
@@ -239,9 +267,13 @@ class TestSqliteFile:
         old = await store.get_timer("old1")
         assert old is not None
         assert old.url == "http://x.example/h"
-        await store.record_attempt(
-            old.evolve(status=Status.FIRED, next_at=None, attempts=1),
-            Attempt("old1", 1, T0, 2.0, 200, None, Outcome.DELIVERED),
+        await store.record_attempts(
+            [
+                (
+                    old.evolve(status=Status.FIRED, next_at=None, attempts=1),
+                    Attempt("old1", 1, T0, 2.0, 200, None, Outcome.DELIVERED),
+                )
+            ]
         )
         assert [a.outcome for a in await store.attempts("old1")] == [Outcome.DELIVERED]
         await store.close()
@@ -333,11 +365,6 @@ class TestSqliteFile:
                 "AND (next_at, id) > (0, '') AND next_at <= 1 ORDER BY next_at, id LIMIT 5",
                 "timers_next",
             ),
-            ("SELECT * FROM timers ORDER BY fire_at, id LIMIT 5", "timers_fire"),
-            (
-                "SELECT * FROM timers WHERE (fire_at, id) > (0, '') ORDER BY fire_at, id LIMIT 5",
-                "timers_fire",
-            ),
             (
                 "SELECT * FROM timers WHERE status = 'pending' AND (fire_at, id) > (0, '') "
                 "ORDER BY fire_at, id LIMIT 5",
@@ -355,3 +382,64 @@ class TestSqliteFile:
         conn.close()
         assert index in plan
         assert "TEMP B-TREE" not in plan
+
+    @pytest.mark.parametrize(("statuses", "after"), [(1, False), (1, True), (5, False), (5, True)])
+    async def test_listing_reads_bounded_index_ranges(
+        self, tmp_path: Path, statuses: int, after: bool
+    ) -> None:
+        """Each status is one range of timers_status_fire, never a scan of the table."""
+        store = await open_sqlite(tmp_path / "t.db")
+        await store.close()
+        conn = sqlite3.connect(tmp_path / "t.db")
+        per_status = ("pending", 0.0, "", 5) if after else ("pending", 5)
+        sql = sqlite_store.list_query(statuses, after)
+        plan = [
+            str(r[-1])
+            for r in conn.execute("EXPLAIN QUERY PLAN " + sql, per_status * statuses + (5,))
+        ]
+        conn.close()
+        searches = [step for step in plan if step.startswith("SEARCH timers")]
+        assert len(searches) == statuses, plan
+        assert all("timers_status_fire" in step for step in searches), plan
+        assert not any(step.startswith("SCAN timers") for step in plan), plan
+
+
+async def test_api_writes_go_first_and_outcomes_take_a_bounded_share(tmp_path: Path) -> None:
+    """Creates queued behind delivery outcomes commit first, and outcomes commit in slices."""
+    commits: list[int] = []
+    store = await open_sqlite(
+        tmp_path / "t.db", on_commit=lambda _s, writes: commits.append(writes)
+    )
+    try:
+        timers = [timer(T0 + i) for i in range(1800)]
+        await store.insert_timers(timers)
+        commits.clear()
+        assert store._writer_thread is not None
+        gate = threading.Event()
+        store._writer_thread.submit(gate.wait, 10)  # the writer thread is busy meanwhile
+        first = asyncio.create_task(store.insert_timers([timer(T0)]))
+        await asyncio.sleep(0)  # the write loop takes it and waits for the thread
+        share = sqlite_store.BACKGROUND_ROWS_PER_COMMIT * 3 // 5
+        outcome_writes = [
+            asyncio.create_task(
+                store.record_attempts(
+                    [
+                        (
+                            t.evolve(status=Status.FIRED, next_at=None, attempts=1),
+                            Attempt(t.id, 1, T0, 1.0, 200, None, Outcome.DELIVERED),
+                        )
+                        for t in timers[k * share : (k + 1) * share]
+                    ]
+                )
+            )
+            for k in range(3)
+        ]
+        creates = [asyncio.create_task(store.insert_timers([timer(T0)])) for _ in range(2)]
+        await asyncio.sleep(0)
+        assert store.queued_writes == 5
+        gate.set()
+        await asyncio.wait_for(asyncio.gather(first, *outcome_writes, *creates), 10)
+        # [first], [2 creates + 1 slice of outcomes], then one slice per commit
+        assert commits == [1, 3, 1, 1]
+    finally:
+        await store.close()

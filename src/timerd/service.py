@@ -22,6 +22,7 @@ from timerd.dispatch import Dispatcher
 from timerd.errors import Conflict, NotFound, TimerdError, Unavailable
 from timerd.metrics import Metrics
 from timerd.models import LIVE_STATUSES, Attempt, Outcome, Status, Timer, new_id, redact_url
+from timerd.outcomes import OutcomeEntry, OutcomeLog
 from timerd.pending import PendingCount
 from timerd.scheduler import Scheduler
 from timerd.store import Cursor, IdempotencyRecord, Store
@@ -33,7 +34,11 @@ _DELIVERY = "delivery"
 _CHANGE = "change"
 _TOP: Cursor = (float("inf"), "")
 _BOTTOM: Cursor = (float("-inf"), "")
-_READ_CHUNK = 1000
+_READ_CHUNK = 250
+"""Due timers checked against their rows per step: each step holds the event loop, and
+API requests wait for it (1,000 a step made catch-up creates wait 50 ms and more)."""
+_REFILL_CHUNK = 5000
+"""Keys paged into the heap per read, for the same reason (a 50,000-key read held it 0.1 s)."""
 _IDEMPOTENCY_PURGE_EVERY_S = 300.0
 _COUNTS_EVERY_S = 10.0
 _SAME_INSTANT_S = 1e-6
@@ -100,6 +105,7 @@ class TimerService:
         self._refill_target = float("-inf")
         policy = deliverer.policy
         self._dispatcher = Dispatcher(self._deliver, policy.max_in_flight, policy.max_per_host)
+        self._outcomes = OutcomeLog(self._record, self._settle)
         self._loop_task: asyncio.Task[None] | None = None
         self._housekeeping_task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -118,6 +124,7 @@ class TimerService:
     async def start(self) -> None:
         """Start the due loop; overdue timers fire right away, oldest first, rate-limited."""
         self._boot_at = self.clock.now()
+        self._outcomes.start()
         self._loop_task = asyncio.create_task(self._due_loop(), name="timerd-due-loop")
         self._housekeeping_task = asyncio.create_task(
             self._housekeeping(), name="timerd-housekeeping"
@@ -126,9 +133,10 @@ class TimerService:
     async def stop(self, grace_s: float) -> None:
         """Stop firing; let deliveries in flight finish within `grace_s`, then cancel them.
 
-        A cancelled delivery left its timer as it was in the database, so the next boot
-        delivers it again (at-least-once).
+        A cancelled delivery, or one whose outcome could not be committed in time, left its
+        timer as it was in the database, so the next boot delivers it again (at-least-once).
         """
+        deadline = time.monotonic() + grace_s
         self._stopping = True
         for task in (self._loop_task, self._housekeeping_task):
             if task is not None:
@@ -148,6 +156,11 @@ class TimerService:
                     "%d deliveries cut short by shutdown; they run again at boot", len(late)
                 )
                 await asyncio.wait(late)
+        if not await self._outcomes.flush(max(0.0, deadline - time.monotonic())):
+            log.warning(
+                "%d delivery outcomes not committed; they run again at boot", len(self._outcomes)
+            )
+        self._settle(await self._outcomes.stop(), False)
 
     # API operations -------------------------------------------------------------------------
 
@@ -308,7 +321,7 @@ class TimerService:
 
     async def _due_step(self) -> None:
         await self._refill_if_needed()
-        capacity = self.limits.dispatch_queue_max - len(self._dispatcher)
+        capacity = self.limits.dispatch_queue_max - len(self._dispatcher) - len(self._outcomes)
         if capacity <= 0:
             self._dispatcher.slot_free.clear()
             await self._dispatcher.slot_free.wait()
@@ -331,6 +344,8 @@ class TimerService:
 
     def _until_refill_s(self, now: float) -> float:
         if not self._horizon_complete:
+            if self.limits.window_max - len(self.scheduler) >= self.limits.window_max // 2:
+                return 0.0  # more of the window to page in: the next step reads a chunk
             return self.limits.window_s / 2
         return max(0.0, self._horizon[0] - self.limits.window_s / 2 - now)
 
@@ -348,13 +363,14 @@ class TimerService:
         until = now + self.limits.window_s
         self._refill_target = until
         try:
-            keys = await self.store.due_keys(self._horizon, until, free)
+            limit = min(free, _REFILL_CHUNK)
+            keys = await self.store.due_keys(self._horizon, until, limit)
         finally:
             self._refill_target = float("-inf")
         for at, timer_id in keys:
             if timer_id not in self._claims and timer_id not in self.scheduler:
                 self.scheduler.push(timer_id, at)
-        if len(keys) == free:
+        if len(keys) == limit:
             self._horizon, self._horizon_complete = keys[-1], False
         else:
             self._horizon, self._horizon_complete = (until, "\U0010ffff"), True
@@ -388,20 +404,20 @@ class TimerService:
             self._dispatcher.submit(timer)
 
     async def _deliver(self, timer: Timer) -> None:
+        """Send one attempt; its outcome goes to the outcome log, which keeps the claim."""
         attempt_no = timer.attempts + 1
+        queued = False
         try:
             result = await self.deliverer.send(timer, attempt_no)
             if attempt_no == 1:
                 self.metrics.lateness_seconds.observe(max(0.0, result.started_at - timer.fire_at))
             self.metrics.delivery_seconds.observe(result.duration_ms / 1000)
             after, attempt = self._outcome(timer, attempt_no, result)
-            await self._record(after, attempt)
-            if after.status not in LIVE_STATUSES:
-                self.pending.add(-1)
-            if after.next_at is not None:
-                self._schedule_if_near(after.id, after.next_at)
+            self._outcomes.add(after, attempt)
+            queued = True
         finally:
-            self._claims.pop(timer.id, None)
+            if not queued:
+                self._claims.pop(timer.id, None)
 
     def _outcome(
         self, timer: Timer, attempt_no: int, result: DeliveryResult
@@ -459,19 +475,32 @@ class TimerService:
             result.error,
         )
 
-    async def _record(self, after: Timer, attempt: Attempt) -> None:
-        """Commit an outcome, retrying while the disk refuses, until it lands or we stop."""
+    async def _record(self, batch: list[OutcomeEntry]) -> None:
+        """Commit outcomes, retrying while the disk refuses, until they land or we stop."""
         delay_s = 0.1
         while True:
             try:
-                await self.store.record_attempt(after, attempt)
+                await self.store.record_attempts(batch)
                 return
             except TimerdError as exc:
                 if self._stopping:
                     raise
-                log.warning("cannot record delivery of %s yet (%s); retrying", after.id, exc)
+                log.warning(
+                    "cannot record %d delivery outcomes yet (%s); retrying", len(batch), exc
+                )
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, 5.0)
+
+    def _settle(self, batch: list[OutcomeEntry], recorded: bool) -> None:
+        """After a batch of outcomes: reschedule retries, count finished timers, unclaim."""
+        for after, _ in batch:
+            if recorded:
+                if after.status not in LIVE_STATUSES:
+                    self.pending.add(-1)
+                if after.next_at is not None:
+                    self._schedule_if_near(after.id, after.next_at)
+            self._claims.pop(after.id, None)
+        self._dispatcher.slot_free.set()  # the due loop counts these against its capacity
 
     async def refresh_gauges(self) -> None:
         """Bring the gauges up to date before a scrape (status counts at most every 10 s)."""

@@ -67,11 +67,12 @@ class Store(Protocol):
         """
         ...
 
-    async def record_attempt(self, timer: Timer, attempt: Attempt) -> None:
-        """Store a delivery outcome: the timer's new state and one history entry.
+    async def record_attempts(self, outcomes: Sequence[tuple[Timer, Attempt]]) -> None:
+        """Store delivery outcomes: each timer's new state and one history entry, at once.
 
-        Only the newest `attempts_kept` entries per timer are kept. Applies only while the
-        stored timer is live (pending or retrying), so a late outcome cannot undo a cancel.
+        Only the newest `attempts_kept` entries per timer are kept. Each applies only while
+        its stored timer is live (pending or retrying), so a late outcome cannot undo a
+        cancel. Returns once committed; the API's own writes go first when both wait.
         """
         ...
 

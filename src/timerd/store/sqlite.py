@@ -33,13 +33,14 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 MAX_OPS_PER_COMMIT = 4000
+BACKGROUND_ROWS_PER_COMMIT = 250
+"""Delivery outcomes (and purges) per commit at most: they share the writer with creates,
+which go first, and a short commit keeps a create's wait short (catch-up create p99)."""
+_BACKGROUND = frozenset({"attempts", "purge"})
 _LIVE = tuple(s.value for s in LIVE_STATUSES)
 
-_COLUMNS = (
-    "id, url, fire_at, created_at, status, next_at, attempts, updated_at, fired_at, "
-    "last_status_code, last_error"
-)
-_COLUMN_COUNT = 11
+_COLUMNS = ", ".join(Timer._fields)  # so that a Timer is its own row (see _row)
+_COLUMN_COUNT = len(Timer._fields)
 _INSERT = f"INSERT INTO timers ({_COLUMNS})"
 _INSERT_MISSING = f"INSERT OR IGNORE INTO timers ({_COLUMNS})"
 _SET_STATE = (
@@ -60,22 +61,25 @@ _CREATE_OUTCOMES = (
     + _OUTCOME_COLUMNS.removeprefix("id, ")
     + ") WITHOUT ROWID"
 )
-_BUMP_SEQ = (
-    "UPDATE timers SET history_seq = history_seq + 1 WHERE id IN (SELECT id FROM temp.outcomes)"
-)
 # Each statement is driven from the outcomes (CROSS JOIN fixes the join order, a unary +
 # keeps the status index out): left to itself the planner scanned every timer per commit.
+# Order: the history entry takes seq history_seq + 1, then each row is rewritten once: live
+# rows get the outcome and the new seq together, others (a late outcome) only the seq.
 _INSERT_ATTEMPTS = (
     "INSERT INTO attempts (timer_id, seq, attempt, started_at, duration_ms, status_code, "
-    "error, outcome) SELECT o.id, t.history_seq, o.attempt, o.started_at, o.duration_ms, "
+    "error, outcome) SELECT o.id, t.history_seq + 1, o.attempt, o.started_at, o.duration_ms, "
     "o.last_status_code, o.last_error, o.outcome "
     "FROM temp.outcomes o CROSS JOIN timers t ON t.id = o.id"
 )
+_BUMP_SEQ = (
+    "UPDATE timers SET history_seq = history_seq + 1 "
+    f"WHERE id IN (SELECT id FROM temp.outcomes) AND +status NOT IN {_LIVE!r}"
+)
 _APPLY_OUTCOMES = (
     "UPDATE timers SET (url, fire_at, status, next_at, attempts, updated_at, fired_at, "
-    "last_status_code, last_error) = (SELECT o.url, o.fire_at, o.status, o.next_at, o.attempts, "
-    "o.updated_at, o.fired_at, o.last_status_code, o.last_error FROM temp.outcomes o "
-    "WHERE o.id = timers.id) "
+    "last_status_code, last_error, history_seq) = (SELECT o.url, o.fire_at, o.status, "
+    "o.next_at, o.attempts, o.updated_at, o.fired_at, o.last_status_code, o.last_error, "
+    "timers.history_seq + 1 FROM temp.outcomes o WHERE o.id = timers.id) "
     f"WHERE id IN (SELECT id FROM temp.outcomes) AND +status IN {_LIVE!r}"
 )
 _TRIM_ATTEMPTS = (
@@ -105,6 +109,8 @@ def _insert_rows(
 
 
 def _row(timer: Timer) -> tuple[Any, ...]:
+    if timer.updated_at:  # a Timer is already its row, fields in column order
+        return timer
     return (
         timer.id,
         timer.url,
@@ -148,6 +154,19 @@ _TIMER_JSON = (
     f"{_exact('next_at')}, attempts, {_exact('updated_at')}, {_exact('fired_at')}, "
     "last_status_code, last_error) AS j"
 )
+
+
+def list_query(statuses: int, after: bool) -> str:
+    """The listing SELECT: per status, one bounded range of `timers_status_fire`, merged.
+
+    Parameters: `(status, [fire_at, id,] limit)` for each status, then the page limit.
+    """
+    where = "status = ?" + (" AND (fire_at, id) > (?, ?)" if after else "")
+    arm = (
+        f"SELECT * FROM (SELECT {_TIMER_JSON}, fire_at, id FROM timers WHERE {where} "
+        "ORDER BY fire_at, id LIMIT ?)"
+    )
+    return f"SELECT j FROM ({' UNION ALL '.join([arm] * statuses)}) ORDER BY fire_at, id LIMIT ?"
 
 
 def _opt(value: str | None) -> float | None:
@@ -238,7 +257,8 @@ class SqliteStore:
         self._writer_conn: sqlite3.Connection | None = None
         self._writer_thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._queue: deque[_Write] = deque()
+        self._queue: deque[_Write] = deque()  # the API's writes: first in every commit
+        self._background: deque[_Write] = deque()  # outcomes and purges: a bounded share
         self._has_work = asyncio.Event()
         self._writer_task: asyncio.Task[None] | None = None
         self._closing = False
@@ -249,7 +269,7 @@ class SqliteStore:
     @property
     def queued_writes(self) -> int:
         """Return how many writes wait for a commit."""
-        return len(self._queue)
+        return len(self._queue) + len(self._background)
 
     async def open(self) -> None:
         """Open (creating and migrating if needed); read-only stores never write."""
@@ -340,9 +360,10 @@ class SqliteStore:
         result: bool = await self._submit("update_if", (timer, expect), bounded=False)
         return result
 
-    async def record_attempt(self, timer: Timer, attempt: Attempt) -> None:
-        """Store a delivery outcome and its history entry in the next group commit."""
-        await self._submit("attempt", (timer, attempt), bounded=False)
+    async def record_attempts(self, outcomes: Sequence[tuple[Timer, Attempt]]) -> None:
+        """Store delivery outcomes and their history entries in the next group commit."""
+        if outcomes:
+            await self._submit("attempts", (list(outcomes),), bounded=False)
 
     async def purge_idempotency(self, before: float) -> int:
         """Forget idempotency records created before `before`."""
@@ -355,22 +376,22 @@ class SqliteStore:
         if bounded and len(self._queue) >= self._write_queue_max:
             raise Unavailable("too many writes are waiting for the disk; retry shortly")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Write(kind, args, future))
+        (self._background if kind in _BACKGROUND else self._queue).append(
+            _Write(kind, args, future)
+        )
         self._has_work.set()
         return await future
 
     async def _write_loop(self) -> None:
         """Commit everything queued, batch after batch, until closed and drained."""
         while True:
-            if not self._queue:
+            if not self._queue and not self._background:
                 if self._closing:
                     return
                 self._has_work.clear()
                 await self._has_work.wait()
                 continue
-            batch = [
-                self._queue.popleft() for _ in range(min(len(self._queue), MAX_OPS_PER_COMMIT))
-            ]
+            batch = self._next_batch()
             try:
                 await self._commit_batch(batch)
             except Exception:  # the loop guard: log, fail nobody silently, carry on
@@ -378,6 +399,20 @@ class SqliteStore:
                 for write in batch:
                     if not write.future.done():
                         write.future.set_exception(Unavailable("the write could not be committed"))
+
+    def _next_batch(self) -> list[_Write]:
+        """The API's writes first, then background writes up to their share of a commit."""
+        queue, background = self._queue, self._background
+        batch = [queue.popleft() for _ in range(min(len(queue), MAX_OPS_PER_COMMIT))]
+        rows = 0
+        while background and len(batch) < MAX_OPS_PER_COMMIT:
+            head = background[0]
+            size = len(head.args[0]) if head.kind == "attempts" else 1
+            if rows and rows + size > BACKGROUND_ROWS_PER_COMMIT:
+                break
+            batch.append(background.popleft())
+            rows += size
+        return batch
 
     async def _commit_batch(self, batch: list[_Write]) -> None:
         started = time.perf_counter()
@@ -487,8 +522,8 @@ class SqliteStore:
                 (timer.url, timer.fire_at, *_state(timer), timer.id, *(s.value for s in expect)),
             )
             return [cursor.rowcount == 1]
-        if kind == "attempt":
-            self._apply_attempts(conn, [(w.args[0], w.args[1]) for w in run])
+        if kind == "attempts":
+            self._apply_attempts(conn, [outcome for w in run for outcome in w.args[0]])
             return [None] * len(run)
         if kind == "purge":
             return [
@@ -515,8 +550,8 @@ class SqliteStore:
             for t, a in outcomes
         ]
         _insert_rows(conn, "INSERT OR REPLACE INTO temp.outcomes", 14, rows)
-        conn.execute(_BUMP_SEQ)
         conn.execute(_INSERT_ATTEMPTS)
+        conn.execute(_BUMP_SEQ)
         conn.execute(_APPLY_OUTCOMES)
         conn.execute(_TRIM_ATTEMPTS, (self._attempts_kept, self._attempts_kept))
         conn.execute("DELETE FROM temp.outcomes")
@@ -583,20 +618,17 @@ class SqliteStore:
     async def list_timers(
         self, status: Status | None, limit: int, after: Cursor | None
     ) -> list[Timer]:
-        """Return a page ordered by `(fire_at, id)` strictly after `after`."""
-        where: list[str] = []
+        """Return a page ordered by `(fire_at, id)` strictly after `after`.
+
+        Every status is its own range of `timers_status_fire`; a page of all statuses takes
+        the first `limit` of each range and merges them (no index on `fire_at` alone: it
+        would cost every insert, and listing is rare next to creating).
+        """
+        statuses = [status] if status is not None else list(Status)
         params: list[Any] = []
-        if status is not None:
-            where.append("status = ?")
-            params.append(status.value)
-        if after is not None:
-            where.append("(fire_at, id) > (?, ?)")
-            params.extend(after)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = await self._read_rows(
-            f"SELECT {_TIMER_JSON} FROM timers {clause} ORDER BY fire_at, id LIMIT ?",
-            (*params, limit),
-        )
+        for s in statuses:
+            params.extend((s.value, *(after or ()), limit))
+        rows = await self._read_rows(list_query(len(statuses), after is not None), (*params, limit))
         return sorted((_timer(r) for r in rows), key=lambda t: (t.fire_at, t.id))
 
     async def due_keys(self, after: Cursor | None, until: float, limit: int) -> list[Cursor]:
