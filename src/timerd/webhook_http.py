@@ -126,14 +126,28 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def send(self, request: bytes) -> asyncio.Future[HttpAnswer]:
+    def send(self, request: bytes, deadline: float | None = None) -> asyncio.Future[HttpAnswer]:
+        """Write `request`; the future fails with TimeoutError at loop time `deadline`.
+
+        One timer handle per request: `asyncio.timeout` around each delivery cost several
+        times as much (a Timeout object, current_task, reschedule), at thousands a second.
+        """
         assert self.transport is not None
-        self._answer = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        answer = self._answer = loop.create_future()
         self._buffer.clear()
         self.reusable = False
         self.answered_bytes = 0
         self.transport.write(request)
-        return self._answer
+        if deadline is not None:
+            timer = loop.call_at(deadline, self._time_out, answer)
+            answer.add_done_callback(lambda _: timer.cancel())
+        return answer
+
+    def _time_out(self, answer: asyncio.Future[HttpAnswer]) -> None:
+        if not answer.done():
+            answer.set_exception(TimeoutError())
+            self.abort()  # mid-answer: the stream is unusable
 
     def data_received(self, data: bytes) -> None:
         if self._answer is None or self._answer.done():
@@ -242,13 +256,18 @@ class WebhookClient:
         self._targets: dict[str, _Target] = {}  # parsed base URLs: many timers share one
 
     async def post(
-        self, url: str, headers: dict[str, str], segment: str | None = None
+        self,
+        url: str,
+        headers: dict[str, str],
+        segment: str | None = None,
+        deadline: float | None = None,
     ) -> HttpAnswer:
         """POST `url` (plus `segment` as a last path segment) with an empty body.
 
         Raises OSError (ConnectionError among them) for connection failures, ValueError for
-        a URL that cannot be requested, and whatever the resolver raises. The caller bounds
-        the time with asyncio.timeout; a cancelled request drops its connection.
+        a URL that cannot be requested, whatever the resolver raises, and TimeoutError once
+        the event loop's clock passes `deadline` (connecting included). A cancelled or
+        timed-out request drops its connection.
         """
         target = self._targets.get(url)
         if target is None:
@@ -258,18 +277,18 @@ class WebhookClient:
         request = self._request_bytes(target, headers, segment)
         conn, reused = self._take_idle(target.origin), True
         if conn is None:
-            conn, reused = await self._connect(target), False
+            conn, reused = await self._connect(target, deadline), False
         try:
-            answer = await conn.send(request)
+            answer = await conn.send(request, deadline)
         except ReceiverClosed:
             conn.abort()
             if not reused or conn.answered_bytes:
                 raise
             # an idle connection the receiver had just closed: the request never reached
             # it, so one fresh connection is the honest retry
-            conn = await self._connect(target)
+            conn = await self._connect(target, deadline)
             try:
-                answer = await conn.send(request)
+                answer = await conn.send(request, deadline)
             except BaseException:
                 conn.abort()
                 raise
@@ -326,7 +345,11 @@ class WebhookClient:
                     del self._idle[origin]
                 return
 
-    async def _connect(self, target: _Target) -> _Connection:
+    async def _connect(self, target: _Target, deadline: float | None) -> _Connection:
+        async with asyncio.timeout_at(deadline):  # rare: connections are kept alive
+            return await self._open(target)
+
+    async def _open(self, target: _Target) -> _Connection:
         loop = asyncio.get_running_loop()
         addresses = await self._addresses(target)
         context = self._ssl_context() if target.scheme == "https" else None
