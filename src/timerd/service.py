@@ -23,6 +23,7 @@ from timerd.errors import Conflict, NotFound, TimerdError, Unavailable
 from timerd.metrics import Metrics
 from timerd.models import LIVE_STATUSES, Attempt, Outcome, Status, Timer, new_id, redact_url
 from timerd.outcomes import OutcomeEntry, OutcomeLog
+from timerd.pacing import LoopLagGovernor
 from timerd.pending import PendingCount
 from timerd.scheduler import Scheduler
 from timerd.store import Cursor, IdempotencyRecord, Store
@@ -106,6 +107,7 @@ class TimerService:
         policy = deliverer.policy
         self._dispatcher = Dispatcher(self._deliver, policy.max_in_flight, policy.max_per_host)
         self._outcomes = OutcomeLog(self._record, self._settle)
+        self._pacing = LoopLagGovernor(policy.max_in_flight, self._dispatcher.set_limit)
         self._loop_task: asyncio.Task[None] | None = None
         self._housekeeping_task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -125,6 +127,7 @@ class TimerService:
         """Start the due loop; overdue timers fire right away, oldest first, rate-limited."""
         self._boot_at = self.clock.now()
         self._outcomes.start()
+        self._pacing.start()
         self._loop_task = asyncio.create_task(self._due_loop(), name="timerd-due-loop")
         self._housekeeping_task = asyncio.create_task(
             self._housekeeping(), name="timerd-housekeeping"
@@ -138,6 +141,7 @@ class TimerService:
         """
         deadline = time.monotonic() + grace_s
         self._stopping = True
+        await self._pacing.stop()
         for task in (self._loop_task, self._housekeeping_task):
             if task is not None:
                 task.cancel()
@@ -444,7 +448,7 @@ class TimerService:
             after = timer.evolve(
                 status=Status.RETRYING, next_at=now + delay, last_error=result.error, **common
             )
-        self.metrics.deliveries.labels(outcome.value).inc()
+        self.metrics.deliveries_by_outcome[outcome].inc()
         if log.isEnabledFor(logging.INFO):  # its arguments cost more than a skipped line
             self._log_attempt(timer, attempt_no, result, outcome)
         attempt = Attempt(

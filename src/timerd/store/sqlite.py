@@ -37,6 +37,9 @@ BACKGROUND_ROWS_PER_COMMIT = 250
 """Delivery outcomes (and purges) per commit at most: they share the writer with creates,
 which go first, and a short commit keeps a create's wait short (catch-up create p99)."""
 _BACKGROUND = frozenset({"attempts", "purge"})
+CHECKPOINT_EVERY_S = 0.5
+WRITER_CHECKPOINT_PAGES = 20_000
+"""The writer checkpoints by itself only if the background checkpoints fall this far behind."""
 _LIVE = tuple(s.value for s in LIVE_STATUSES)
 
 _COLUMNS = ", ".join(Timer._fields)  # so that a Timer is its own row (see _row)
@@ -47,45 +50,48 @@ _SET_STATE = (
     "status = ?, next_at = ?, attempts = ?, updated_at = ?, fired_at = ?, "
     "last_status_code = ?, last_error = ?"
 )
-# Delivery outcomes are applied set-wise from a temp table: a handful of statements per
-# commit whatever its size, because every sqlite3 step hands the GIL to and from this
-# thread, and a statement per outcome would make a burst pay that toll thousands of times.
+# Delivery outcomes are inserted into a temp view whose INSTEAD OF trigger applies each
+# row and stores nothing: one multi-row INSERT step per commit does all the work in C.
+# Every sqlite3 call hands the GIL to and from this thread, and with the event loop busy
+# each hand-back waits for it: seven set-wise statements a commit spent most of a
+# catch-up commit's time waiting so.
 _OUTCOME_COLUMNS = (
     "id, url, fire_at, status, next_at, attempts, updated_at, fired_at, last_status_code, "
     "last_error, attempt, started_at, duration_ms, outcome"
 )
-# keyed by id: the UPDATE below looks each timer's outcome up by id (unkeyed, a burst of
-# n outcomes made that n^2 row visits, on the same core as the event loop)
-_CREATE_OUTCOMES = (
-    "CREATE TEMP TABLE IF NOT EXISTS outcomes (id TEXT PRIMARY KEY, "
-    + _OUTCOME_COLUMNS.removeprefix("id, ")
-    + ") WITHOUT ROWID"
+_OUTCOME_WIDTH = len(_OUTCOME_COLUMNS.split(", "))
+_INSERT_OUTCOMES = f"INSERT INTO temp.outcomes ({_OUTCOME_COLUMNS})"
+_CREATE_OUTCOMES = "CREATE TEMP VIEW IF NOT EXISTS outcomes AS SELECT " + ", ".join(
+    f"NULL AS {column}" for column in _OUTCOME_COLUMNS.split(", ")
 )
-# Each statement is driven from the outcomes (CROSS JOIN fixes the join order, a unary +
-# keeps the status index out): left to itself the planner scanned every timer per commit.
-# Order: the history entry takes seq history_seq + 1, then each row is rewritten once: live
-# rows get the outcome and the new seq together, others (a late outcome) only the seq.
-_INSERT_ATTEMPTS = (
+# What the trigger runs for each outcome, in order: the history entry takes seq
+# history_seq + 1; a late outcome (the timer is no longer live) only moves the seq; a
+# live timer takes the outcome and the seq in one rewrite; history beyond `kept` goes.
+# Each statement finds its rows by primary key (EXPLAIN QUERY PLAN pinned in the tests).
+OUTCOME_STEPS = (
     "INSERT INTO attempts (timer_id, seq, attempt, started_at, duration_ms, status_code, "
-    "error, outcome) SELECT o.id, t.history_seq + 1, o.attempt, o.started_at, o.duration_ms, "
-    "o.last_status_code, o.last_error, o.outcome "
-    "FROM temp.outcomes o CROSS JOIN timers t ON t.id = o.id"
-)
-_BUMP_SEQ = (
+    "error, outcome) SELECT NEW.id, history_seq + 1, NEW.attempt, NEW.started_at, "
+    "NEW.duration_ms, NEW.last_status_code, NEW.last_error, NEW.outcome "
+    "FROM timers WHERE id = NEW.id",
     "UPDATE timers SET history_seq = history_seq + 1 "
-    f"WHERE id IN (SELECT id FROM temp.outcomes) AND +status NOT IN {_LIVE!r}"
+    f"WHERE id = NEW.id AND status NOT IN {_LIVE!r}",
+    "UPDATE timers SET url = NEW.url, fire_at = NEW.fire_at, status = NEW.status, "
+    "next_at = NEW.next_at, attempts = NEW.attempts, updated_at = NEW.updated_at, "
+    "fired_at = NEW.fired_at, last_status_code = NEW.last_status_code, "
+    "last_error = NEW.last_error, history_seq = history_seq + 1 "
+    f"WHERE id = NEW.id AND status IN {_LIVE!r}",
+    "DELETE FROM attempts WHERE timer_id = NEW.id "
+    "AND seq <= (SELECT history_seq FROM timers WHERE id = NEW.id) - {kept}",
 )
-_APPLY_OUTCOMES = (
-    "UPDATE timers SET (url, fire_at, status, next_at, attempts, updated_at, fired_at, "
-    "last_status_code, last_error, history_seq) = (SELECT o.url, o.fire_at, o.status, "
-    "o.next_at, o.attempts, o.updated_at, o.fired_at, o.last_status_code, o.last_error, "
-    "timers.history_seq + 1 FROM temp.outcomes o WHERE o.id = timers.id) "
-    f"WHERE id IN (SELECT id FROM temp.outcomes) AND +status IN {_LIVE!r}"
-)
-_TRIM_ATTEMPTS = (
-    "DELETE FROM attempts WHERE (timer_id, seq) IN (SELECT o.id, t.history_seq - ? "
-    "FROM temp.outcomes o CROSS JOIN timers t ON t.id = o.id WHERE t.history_seq > ?)"
-)
+
+
+def outcome_trigger(kept: int) -> str:
+    """The temp trigger that applies each outcome row; `kept`: history entries per timer."""
+    body = " ".join(step.format(kept=int(kept)) + ";" for step in OUTCOME_STEPS)
+    head = "CREATE TEMP TRIGGER IF NOT EXISTS apply_outcome INSTEAD OF INSERT ON outcomes"
+    return f"{head} BEGIN {body} END"
+
+
 _ROWS_PER_STATEMENT = 500
 """Rows per multi-row INSERT: one sqlite3 step (and one GIL hand-off) inserts them all."""
 
@@ -169,6 +175,9 @@ def list_query(statuses: int, after: bool) -> str:
     return f"SELECT j FROM ({' UNION ALL '.join([arm] * statuses)}) ORDER BY fire_at, id LIMIT ?"
 
 
+_STATUS = {s.value: s for s in Status}  # a dict lookup: Status(text) goes through EnumType
+
+
 def _opt(value: str | None) -> float | None:
     return None if value is None else float(value)
 
@@ -182,7 +191,7 @@ def _timer(row: list[Any]) -> Timer:
         url=url,
         fire_at=float(fire_at),
         created_at=float(created_at),
-        status=Status(status),
+        status=_STATUS[status],
         next_at=_opt(next_at),
         attempts=attempts,
         updated_at=float(updated_at),
@@ -261,6 +270,8 @@ class SqliteStore:
         self._background: deque[_Write] = deque()  # outcomes and purges: a bounded share
         self._has_work = asyncio.Event()
         self._writer_task: asyncio.Task[None] | None = None
+        self._checkpoint_task: asyncio.Task[None] | None = None
+        self._commits = 0
         self._closing = False
         self._counter: aiosqlite.Connection | None = None
         self._lookups: dict[str, list[asyncio.Future[Timer | None]]] = {}
@@ -298,6 +309,9 @@ class SqliteStore:
             await self.close()
             raise
         self._writer_task = asyncio.create_task(self._write_loop(), name="timerd-writer")
+        self._checkpoint_task = asyncio.create_task(
+            self._checkpoint_loop(), name="timerd-checkpoint"
+        )
 
     async def _connect(self, target: str) -> aiosqlite.Connection:
         try:
@@ -324,6 +338,11 @@ class SqliteStore:
     async def close(self) -> None:
         """Commit what is queued, stop the writer and close both connections."""
         self._closing = True
+        if self._checkpoint_task is not None:
+            self._checkpoint_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoint_task
+            self._checkpoint_task = None
         if self._writer_task is not None:
             self._has_work.set()
             with contextlib.suppress(asyncio.CancelledError):
@@ -434,11 +453,50 @@ class SqliteStore:
                     if not write.future.done():
                         write.future.set_result(result)
             return
+        self._commits += 1
         if self._on_commit is not None:
             self._on_commit(time.perf_counter() - started, len(batch))
         for write, result in zip(batch, results, strict=True):
             if not write.future.done():
                 write.future.set_result(result)
+
+    async def _checkpoint_loop(self) -> None:
+        """Copy the WAL into the database beside the writer, not inside its commits.
+
+        SQLite's automatic checkpoint runs in the COMMIT that crosses its threshold, and
+        with synchronous=full that commit waited for the database file's fsync too: up to
+        a quarter second during catch-up, with every create in it waiting. A PASSIVE
+        checkpoint on its own connection and thread never blocks the writer; the writer's
+        own automatic checkpoint stays as a backstop at WRITER_CHECKPOINT_PAGES.
+        """
+        try:
+            conn = await asyncio.to_thread(self._open_checkpointer)
+        except sqlite3.Error as exc:
+            log.warning("no background checkpoints (the writer checkpoints itself): %s", exc)
+            return
+        try:
+            seen = self._commits
+            while True:
+                await asyncio.sleep(CHECKPOINT_EVERY_S)
+                if self._commits == seen:
+                    continue
+                seen = self._commits
+                try:
+                    await asyncio.to_thread(conn.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # busy or failing disk: the backstop remains
+                    log.debug("background checkpoint skipped: %s", exc)
+        finally:
+            await asyncio.to_thread(conn.close)
+
+    def _open_checkpointer(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout = 1000")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        except sqlite3.Error:
+            conn.close()
+            raise
+        return conn
 
     def _settle_error(self, write: _Write, exc: sqlite3.Error) -> None:
         if write.future.done():
@@ -465,6 +523,9 @@ class SqliteStore:
             conn.execute("PRAGMA busy_timeout = 5000")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             conn.execute("PRAGMA cache_size = -16000")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES}")
+            conn.execute(_CREATE_OUTCOMES)
+            conn.execute(outcome_trigger(self._attempts_kept))
         except sqlite3.Error as exc:
             conn.close()
             raise DatabaseError(f"cannot open database {self.path}: {exc}") from None
@@ -535,7 +596,6 @@ class SqliteStore:
     def _apply_attempts(
         self, conn: sqlite3.Connection, outcomes: list[tuple[Timer, Attempt]]
     ) -> None:
-        conn.execute(_CREATE_OUTCOMES)
         rows = [
             (
                 t.id,
@@ -549,12 +609,7 @@ class SqliteStore:
             )
             for t, a in outcomes
         ]
-        _insert_rows(conn, "INSERT OR REPLACE INTO temp.outcomes", 14, rows)
-        conn.execute(_INSERT_ATTEMPTS)
-        conn.execute(_BUMP_SEQ)
-        conn.execute(_APPLY_OUTCOMES)
-        conn.execute(_TRIM_ATTEMPTS, (self._attempts_kept, self._attempts_kept))
-        conn.execute("DELETE FROM temp.outcomes")
+        _insert_rows(conn, _INSERT_OUTCOMES, _OUTCOME_WIDTH, rows)
 
     # reads --------------------------------------------------------------------------------
 
