@@ -463,3 +463,29 @@ async def test_the_wal_is_checkpointed_in_the_background(tmp_path: Path) -> None
                 await asyncio.sleep(sqlite_store.CHECKPOINT_EVERY_S / 5)
     finally:
         await store.close()
+
+
+async def test_lookups_fall_back_to_the_reader_thread_when_sqlite_is_busy(tmp_path: Path) -> None:
+    """Point reads run on the event loop's thread unless SQLite would make them wait."""
+    store = await open_sqlite(tmp_path / "t.db")
+    try:
+        t = timer(T0)
+        await store.insert_timers([t])
+        assert store._point_reader is not None
+        assert await store.get_timer(t.id) == t  # on the loop's thread
+
+        class Busy:
+            def execute(self, *_: object) -> None:
+                raise sqlite3.OperationalError("database is locked")
+
+            def close(self) -> None:
+                pass
+
+        inline, store._point_reader = store._point_reader, Busy()  # type: ignore[assignment]
+        try:
+            assert await store.get_timer(t.id) == t  # through the reader thread
+            assert await store.get_timers([t.id, "missing"]) == [t]
+        finally:
+            store._point_reader = inline
+    finally:
+        await store.close()

@@ -37,6 +37,9 @@ BACKGROUND_ROWS_PER_COMMIT = 250
 """Delivery outcomes (and purges) per commit at most: they share the writer with creates,
 which go first, and a short commit keeps a create's wait short (catch-up create p99)."""
 _BACKGROUND = frozenset({"attempts", "purge"})
+POINT_READ_BUSY_MS = 20
+"""How long a lookup on the event loop's thread may wait for a lock before it goes to the
+reader thread (WAL readers almost never wait)."""
 CHECKPOINT_EVERY_S = 0.5
 WRITER_CHECKPOINT_PAGES = 20_000
 """The writer checkpoints by itself only if the background checkpoints fall this far behind."""
@@ -274,6 +277,7 @@ class SqliteStore:
         self._commits = 0
         self._closing = False
         self._counter: aiosqlite.Connection | None = None
+        self._point_reader: sqlite3.Connection | None = None
         self._lookups: dict[str, list[asyncio.Future[Timer | None]]] = {}
         self._lookup_task: asyncio.Task[None] | None = None
 
@@ -290,6 +294,7 @@ class SqliteStore:
             self._reader = await self._connect(f"file:{self.path}?mode=ro")
             try:
                 self._counter = await self._connect(f"file:{self.path}?mode=ro")
+                self._point_reader = self._open_point_reader(f"file:{self.path}?mode=ro")
                 await self._check_readable()
             except BaseException:
                 await self.close()
@@ -305,6 +310,7 @@ class SqliteStore:
             await self._reader.execute("PRAGMA query_only = 1")
             self._counter = await self._connect(str(self.path))
             await self._counter.execute("PRAGMA query_only = 1")
+            self._point_reader = self._open_point_reader(str(self.path))
         except BaseException:
             await self.close()
             raise
@@ -353,6 +359,9 @@ class SqliteStore:
                 with contextlib.suppress(sqlite3.Error, ValueError):
                     await reader.close()
         self._reader = self._counter = None
+        if self._point_reader is not None:
+            self._point_reader.close()
+            self._point_reader = None
         if self._writer_thread is not None:
             if self._writer_conn is not None:
                 with contextlib.suppress(sqlite3.Error):
@@ -630,8 +639,9 @@ class SqliteStore:
     async def get_timer(self, timer_id: str) -> Timer | None:
         """Return the timer with that id, or None.
 
-        Lookups that arrive while one is running are answered together by one query: the
-        read-side twin of group commit, since each query costs a trip to the reader thread.
+        Lookups that arrive in the same turn of the event loop are answered together by
+        one query: the read-side twin of group commit. (One query per GET, even on the
+        loop's own thread, measured slower: 90 against 80 us of CPU per GET.)
         """
         future: asyncio.Future[Timer | None] = asyncio.get_running_loop().create_future()
         self._lookups.setdefault(timer_id, []).append(future)
@@ -664,11 +674,43 @@ class SqliteStore:
         for start in range(0, len(timer_ids), 500):
             chunk = timer_ids[start : start + 500]
             marks = ", ".join("?" for _ in chunk)
-            rows = await self._read_rows(
-                f"SELECT {_TIMER_JSON} FROM timers WHERE id IN ({marks})", chunk
-            )
+            select = f"SELECT {_TIMER_JSON} FROM timers WHERE id IN ({marks})"
+            rows = self._point_read(select, chunk)
+            if rows is None:
+                rows = await self._read_rows(select, chunk)
             found.extend(_timer(r) for r in rows)
         return found
+
+    def _open_point_reader(self, target: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(target, isolation_level=None, uri=target.startswith("file:"))
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {POINT_READ_BUSY_MS}")
+            conn.execute("PRAGMA query_only = 1")
+            conn.execute("PRAGMA cache_size = -16000")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise DatabaseError(f"cannot open database {self.path}: {exc}") from None
+        return conn
+
+    def _point_read(self, select: str, params: Sequence[Any]) -> list[list[Any]] | None:
+        """Run a lookup by primary key on the event loop's own thread; None: use the reader.
+
+        A lookup of a few rows takes microseconds in SQLite, less than the trip to a reader
+        thread and back (a GET cost 76 us against the fixed-body ceiling's 38 us; the trip
+        was a third of the difference). WAL readers do not wait for the writer; in the rare
+        case one must wait (busy), the lookup goes to the reader thread instead.
+        """
+        if self._point_reader is None:
+            return None
+        try:
+            # fetchall steps to the end: the read transaction ends with the statement
+            rows = self._point_reader.execute(
+                f"SELECT json_group_array(json(j)) FROM ({select})", params
+            ).fetchall()
+        except sqlite3.OperationalError:
+            return None
+        result: list[list[Any]] = json.loads(rows[0][0])
+        return result
 
     async def list_timers(
         self, status: Status | None, limit: int, after: Cursor | None
