@@ -11,6 +11,7 @@ from timerd.models import (
     Timer,
     is_plausible_id,
     new_id,
+    new_ids,
     redact_url,
     time_left_s,
     webhook_url,
@@ -129,3 +130,10 @@ def test_timer_json_round_trip() -> None:
     assert body["status"] == "pending"
     assert body["next_attempt_at"] == 200.5
     assert Timer.from_json(body) == timer
+
+
+def test_ids_made_in_bulk_look_like_single_ones() -> None:
+    ids = new_ids(500)
+    assert len(set(ids)) == 500
+    assert all(len(t) == len(new_id()) and is_plausible_id(t) for t in ids)
+    assert {t[:7] for t in ids} <= {new_id()[:7], ids[0][:7]}  # one creation instant

@@ -215,3 +215,25 @@ def test_any_json_is_accepted_or_rejected_cleanly(body: Any) -> None:
         _outcome(lambda b: parse_batch({"timers": [b]}, now=NOW, limits=LIMITS, max_items=3), body),
     }
     assert outcomes <= {"ok", "BadRequest", "ValidationFailed"}
+
+
+def test_a_url_shared_by_batch_items_is_judged_once_but_reported_for_each() -> None:
+    checked: list[str] = []
+
+    def host_check(host: str) -> str | None:
+        checked.append(host)
+        return "denied" if host == "bad.example" else None
+
+    limits = BodyLimits(max_delay_s=1000.0, max_url_length=100, host_check=host_check)
+    good, bad = "http://ok.example/h", "http://bad.example/h"
+    items = [{"url": u, "seconds": 1} for u in (good, bad, good, bad, bad)]
+    with pytest.raises(ValidationFailed) as caught:
+        parse_batch({"timers": items}, now=0.0, limits=limits, max_items=10)
+    assert [e.field for e in caught.value.errors] == [
+        "timers[1].url",
+        "timers[3].url",
+        "timers[4].url",
+    ]
+    assert sorted(checked) == ["bad.example", "ok.example"]
+    specs = parse_batch({"timers": items[::2][:2]}, now=0.0, limits=limits, max_items=10)
+    assert [s.url for s in specs] == [good, good]

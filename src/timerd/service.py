@@ -21,7 +21,16 @@ from timerd.delivery import Deliverer, DeliveryResult, backoff_s
 from timerd.dispatch import Dispatcher
 from timerd.errors import Conflict, NotFound, TimerdError, Unavailable
 from timerd.metrics import Metrics
-from timerd.models import LIVE_STATUSES, Attempt, Outcome, Status, Timer, new_id, redact_url
+from timerd.models import (
+    LIVE_STATUSES,
+    Attempt,
+    Outcome,
+    Status,
+    Timer,
+    new_id,
+    new_ids,
+    redact_url,
+)
 from timerd.outcomes import OutcomeEntry, OutcomeLog
 from timerd.pacing import LoopLagGovernor
 from timerd.pending import PendingCount
@@ -176,16 +185,10 @@ class TimerService:
         """Create timers, committed before return; `idempotency` builds the key's record."""
         self.pending.check(len(specs))
         now = self.clock.now()
-        timers = [
-            Timer(
-                id=new_id(),
-                url=s.url,
-                fire_at=s.fire_at,
-                created_at=now,
-                next_at=s.fire_at,
-                updated_at=now,
-            )
-            for s in specs
+        ids = [new_id()] if len(specs) == 1 else new_ids(len(specs))
+        timers = [  # positional, in field order: a batch makes a thousand
+            Timer(tid, s.url, s.fire_at, now, Status.PENDING, s.fire_at, 0, now)
+            for tid, s in zip(ids, specs, strict=True)
         ]
         record = idempotency(timers) if idempotency is not None else None
         await self.store.insert_timers(timers, record)

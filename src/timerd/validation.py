@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from timerd.errors import BadRequest, FieldError, ValidationFailed
@@ -32,9 +32,8 @@ class BodyLimits:
     """Returns why a URL host is refused (the outbound policy), or None; no DNS."""
 
 
-@dataclass(frozen=True, slots=True)
-class CreateSpec:
-    """A validated request to create one timer."""
+class CreateSpec(NamedTuple):
+    """A validated request to create one timer (a named tuple: made once per batch item)."""
 
     url: str
     fire_at: float
@@ -70,12 +69,13 @@ def parse_batch(body: Any, *, now: float, limits: BodyLimits, max_items: int) ->
         raise ValidationFailed([FieldError("timers", f"must hold between 1 and {max_items} items")])
     errors: list[FieldError] = []
     specs: list[CreateSpec] = []
+    seen_urls: dict[str, str | None] = {}
     for index, item in enumerate(items):
         prefix = f"timers[{index}]."
         if not isinstance(item, dict):
             errors.append(FieldError(f"timers[{index}]", "must be a JSON object"))
             continue
-        spec = _create_from(item, now, limits, prefix, errors)
+        spec = _create_from(item, now, limits, prefix, errors, seen_urls)
         if spec is not None:
             specs.append(spec)
     if errors:
@@ -101,11 +101,16 @@ def parse_patch(body: Any, *, now: float, limits: BodyLimits) -> PatchSpec:
 
 
 def _create_from(
-    body: dict[str, Any], now: float, limits: BodyLimits, prefix: str, errors: list[FieldError]
+    body: dict[str, Any],
+    now: float,
+    limits: BodyLimits,
+    prefix: str,
+    errors: list[FieldError],
+    seen_urls: dict[str, str | None] | None = None,
 ) -> CreateSpec | None:
     before = len(errors)
     if "url" in body:
-        url = _url(body["url"], limits, prefix + "url", errors)
+        url = _url(body["url"], limits, prefix + "url", errors, seen_urls)
     else:
         url = None
         errors.append(FieldError(prefix + "url", "is required"))
@@ -206,39 +211,56 @@ def _instant(value: Any, field: str, errors: list[FieldError]) -> float | None:
     return None
 
 
-def _url(value: Any, limits: BodyLimits, field: str, errors: list[FieldError]) -> str | None:
-    """Accept an absolute http(s) URL with a host, of bounded length, without controls."""
+def _url(
+    value: Any,
+    limits: BodyLimits,
+    field: str,
+    errors: list[FieldError],
+    seen: dict[str, str | None] | None = None,
+) -> str | None:
+    """Accept an absolute http(s) URL with a host, of bounded length, without controls.
+
+    `seen` remembers each distinct URL's verdict: the items of a batch mostly share one,
+    and parsing it again for each of a thousand items was a fifth of a batch's cost.
+    """
     if not isinstance(value, str):
         errors.append(FieldError(field, "must be a string"))
         return None
+    if seen is None:
+        problem = _url_problem(value, limits)
+    else:
+        problem = (
+            seen[value] if value in seen else seen.setdefault(value, _url_problem(value, limits))
+        )
+    if problem is not None:
+        errors.append(FieldError(field, problem))
+        return None
+    return value
+
+
+def _url_problem(value: str, limits: BodyLimits) -> str | None:
+    """Return what is wrong with `value` as a webhook URL, or None."""
     if len(value) > limits.max_url_length:
-        errors.append(FieldError(field, f"must be at most {limits.max_url_length} characters"))
-        return None
+        return f"must be at most {limits.max_url_length} characters"
     if not value.isprintable() or " " in value:
-        errors.append(FieldError(field, "must not contain spaces or control characters"))
-        return None
+        return "must not contain spaces or control characters"
     try:
         parts = urlsplit(value)
         host = parts.hostname
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
-        errors.append(FieldError(field, "is not a valid URL"))
-        return None
+        return "is not a valid URL"
     if parts.scheme not in ("http", "https"):
-        errors.append(FieldError(field, "must be an absolute http or https URL"))
-        return None
+        return "must be an absolute http or https URL"
     if not host:
-        errors.append(FieldError(field, "must have a host"))
-        return None
+        return "must have a host"
     if not host.isascii():
         try:
             host.encode("idna")
         except UnicodeError:
-            errors.append(FieldError(field, "has a host name that is not valid"))
-            return None
+            return "has a host name that is not valid"
     if limits.host_check is not None:
         reason = limits.host_check(host)
         if reason is not None:
-            errors.append(FieldError(field, f"is refused by the outbound policy: {reason}"))
-            return None
-    return value
+            return f"is refused by the outbound policy: {reason}"
+    return None
