@@ -489,3 +489,19 @@ async def test_lookups_fall_back_to_the_reader_thread_when_sqlite_is_busy(tmp_pa
             store._point_reader = inline
     finally:
         await store.close()
+
+
+async def test_closing_waits_for_a_checkpoint_in_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing never pulls the checkpointer's connection from under a running checkpoint."""
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY_S", 0.001)
+    for round_ in range(5):
+        store = await open_sqlite(tmp_path / f"t{round_}.db")
+        for start in range(0, 6000, 2000):
+            await store.insert_timers([timer(T0 + i) for i in range(start, start + 2000)])
+        await asyncio.sleep(0.002 * round_)  # close at different points of a checkpoint
+        await store.close()
+        reopened = await open_sqlite(tmp_path / f"t{round_}.db")
+        assert len(await reopened.list_timers(None, 10, None)) == 10
+        await reopened.close()

@@ -490,12 +490,22 @@ class SqliteStore:
                 if self._commits == seen:
                     continue
                 seen = self._commits
+                job = asyncio.ensure_future(
+                    asyncio.to_thread(conn.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+                )
                 try:
-                    await asyncio.to_thread(conn.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+                    await asyncio.shield(job)
+                except asyncio.CancelledError:
+                    # closing: the thread cannot be interrupted, and closing the connection
+                    # under a running checkpoint would pull it from under SQLite
+                    with contextlib.suppress(Exception):
+                        await job
+                    raise
                 except sqlite3.Error as exc:  # busy or failing disk: the backstop remains
                     log.debug("background checkpoint skipped: %s", exc)
         finally:
-            await asyncio.to_thread(conn.close)
+            with contextlib.suppress(sqlite3.Error):
+                await asyncio.to_thread(conn.close)
 
     def _open_checkpointer(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
