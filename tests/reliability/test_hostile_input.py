@@ -14,6 +14,7 @@ import json
 import math
 import os
 import resource
+import select
 import socket
 import subprocess
 import time
@@ -26,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.procs import TIMERD
+from tests.procs import START_TIMEOUT_S, TIMERD
 from tests.reliability.campaign import SEED, report, rss_mb, size
 from timerd.errors import TimerdError
 from timerd.validation import BodyLimits, parse_create
@@ -49,6 +50,10 @@ class LiveDaemon:
             env={**os.environ, "TIMERD_LOG_LEVEL": "error"},
         )
         assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], START_TIMEOUT_S)
+        if not ready:  # a deadline, not a hang: the daemon said nothing
+            self.proc.kill()
+            raise AssertionError(f"timerd printed nothing within {START_TIMEOUT_S} s")
         line = self.proc.stdout.readline()
         assert line.startswith("listening on "), line
         parsed = urllib.parse.urlsplit(line.split("listening on ", 1)[1].strip())
