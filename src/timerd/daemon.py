@@ -132,22 +132,12 @@ def run(settings: Settings) -> int:
         return _fail(str(exc))
     except OSError as exc:
         return _fail(f"cannot lock {lock.path}: {exc.strerror}")
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
         return _event_loop_run(_serve(settings))
     except TimerdError as exc:
         return _fail(str(exc))
     finally:
         lock.release()
-
-
-GIL_SWITCH_INTERVAL_S = 0.0005
-"""How long the busy event loop keeps the GIL from a database thread that wants it back.
-
-The writer hands the GIL over around every SQLite step; at CPython's default 5 ms, each
-hand-back waited for the loop and a commit during catch-up spent most of its time so.
-At 0.5 ms the loop pays a few extra thread switches, only while another thread waits.
-"""
 
 
 def _event_loop_run(main: asyncio.Future[int] | object) -> int:
