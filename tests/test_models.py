@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from timerd.models import (
     Status,
@@ -137,3 +140,36 @@ def test_ids_made_in_bulk_look_like_single_ones() -> None:
     assert len(set(ids)) == 500
     assert all(len(t) == len(new_id()) and is_plausible_id(t) for t in ids)
     assert {t[:7] for t in ids} <= {new_id()[:7], ids[0][:7]}  # one creation instant
+
+
+_times = st.floats(min_value=0, max_value=4e9, allow_nan=False, allow_infinity=False)
+
+
+@given(
+    url=st.text(max_size=40),
+    error=st.none() | st.text(max_size=40),
+    status=st.sampled_from(list(Status)),
+    at=_times,
+    created=_times,
+    optional=st.none() | _times,
+    attempts=st.integers(0, 1000),
+    code=st.none() | st.integers(100, 599),
+    now=_times,
+)
+def test_hand_encoded_json_equals_the_dict_form(
+    url: str,
+    error: str | None,
+    status: Status,
+    at: float,
+    created: float,
+    optional: float | None,
+    attempts: int,
+    code: int | None,
+    now: float,
+) -> None:
+    timer = Timer(
+        new_id(), url, at, created, status, optional, attempts, created, optional, code, error
+    )
+    encoded = timer.to_json_bytes(now)
+    assert json.loads(encoded) == timer.to_json(now)
+    assert encoded.isascii()  # as json.dumps would write it

@@ -64,6 +64,11 @@ SERVICE = web.AppKey("service", TimerService)
 LIMITS = web.AppKey("limits", ApiLimits)
 
 
+def _timer_json(timer: Timer, now: float, status: int = 200) -> web.Response:
+    """One timer as its API JSON (encoded by `Timer.to_json_bytes`)."""
+    return web.Response(body=timer.to_json_bytes(now), status=status, content_type=JSON_TYPE)
+
+
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         body=json.dumps(data).encode(), status=status, content_type=JSON_TYPE, headers=headers
@@ -266,21 +271,21 @@ async def get_timer(request: web.Request) -> web.Response:
     """GET /timers/<id>."""
     service = request.app[SERVICE]
     timer = await service.get(_timer_id(request))
-    return _json(timer.to_json(service.clock.now()))
+    return _timer_json(timer, service.clock.now())
 
 
 async def cancel_timer(request: web.Request) -> web.Response:
     """DELETE /timers/<id>."""
     service = request.app[SERVICE]
     timer = await service.cancel(_timer_id(request))
-    return _json(timer.to_json(service.clock.now()))
+    return _timer_json(timer, service.clock.now())
 
 
 async def fire_timer(request: web.Request) -> web.Response:
     """POST /timers/<id>/fire."""
     service = request.app[SERVICE]
     timer = await service.fire_now(_timer_id(request))
-    return _json(timer.to_json(service.clock.now()), 202)
+    return _timer_json(timer, service.clock.now(), 202)
 
 
 async def patch_timer(request: web.Request) -> web.Response:
@@ -290,7 +295,7 @@ async def patch_timer(request: web.Request) -> web.Response:
     body = await _read_json(request)
     patch = parse_patch(body, now=service.clock.now(), limits=limits.body)
     timer = await service.reschedule(timer_id, patch)
-    return _json(timer.to_json(service.clock.now()))
+    return _timer_json(timer, service.clock.now())
 
 
 async def timer_attempts(request: web.Request) -> web.Response:
@@ -361,7 +366,11 @@ async def list_timers(request: web.Request) -> web.Response:
     page = page[:limit]
     now = service.clock.now()
     next_cursor = encode_cursor((page[-1].fire_at, page[-1].id)) if more else None
-    return _json({"timers": [t.to_json(now) for t in page], "next_cursor": next_cursor})
+    body = b'{"timers":[%s],"next_cursor":%s}' % (
+        b",".join(t.to_json_bytes(now) for t in page),
+        json.dumps(next_cursor).encode(),
+    )
+    return web.Response(body=body, content_type=JSON_TYPE)
 
 
 async def healthz(request: web.Request) -> web.Response:

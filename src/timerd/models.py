@@ -9,6 +9,7 @@ import re
 import time
 from dataclasses import dataclass
 from enum import StrEnum
+from json.encoder import encode_basestring_ascii
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
@@ -182,6 +183,19 @@ class Timer(NamedTuple):
             "last_error": self.last_error,
         }
 
+    def to_json_bytes(self, now: float) -> bytes:
+        """`to_json(now)` encoded as JSON, by hand: `json.dumps` of that dict took 5.7 us,
+        a tenth of a whole GET; strings still go through json's own escaping."""
+        return (
+            f'{{"id":{_js(self.id)},"url":{_js(self.url)},"status":"{self.status.value}",'
+            f'"time_left":{time_left_s(self.fire_at, self.status, now)},'
+            f'"fire_at":{self.fire_at!r},"created_at":{self.created_at!r},'
+            f'"updated_at":{self.updated_at!r},"next_attempt_at":{_jf(self.next_at)},'
+            f'"fired_at":{_jf(self.fired_at)},"attempts":{self.attempts},'
+            f'"last_status_code":{_ji(self.last_status_code)},'
+            f'"last_error":{"null" if self.last_error is None else _js(self.last_error)}}}'
+        ).encode()
+
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Timer:
         """Rebuild a timer from its API representation (export/import)."""
@@ -198,6 +212,18 @@ class Timer(NamedTuple):
             last_status_code=_opt_int(body.get("last_status_code")),
             last_error=body.get("last_error"),
         )
+
+
+def _js(text: str) -> str:
+    return encode_basestring_ascii(text)
+
+
+def _jf(value: float | None) -> str:
+    return "null" if value is None else repr(float(value))
+
+
+def _ji(value: int | None) -> str:
+    return "null" if value is None else str(int(value))
 
 
 def _opt_float(value: Any) -> float | None:
