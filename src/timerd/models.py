@@ -96,11 +96,11 @@ def new_id() -> str:
     b-tree instead of on a random page: with fully random ids each insert dirtied its
     own page, and an insert cost 3 to 4 times as much (BENCHMARKS.md, "create").
     """
-    return _time_prefix.now() + base64.urlsafe_b64encode(_random.take(ID_BYTES)).decode()
+    return new_ids(1)[0]
 
 
 def new_ids(count: int) -> list[str]:
-    """Return `count` fresh ids as `new_id` makes them, encoded in one call (for batches)."""
+    """Return `count` fresh ids as `new_id` describes them, encoded in one call."""
     prefix = _time_prefix.now()
     text = base64.urlsafe_b64encode(_random.take(ID_BYTES * count)).decode()
     width = ID_BYTES * 4 // 3  # 12 bytes are exactly 16 characters: no padding between ids

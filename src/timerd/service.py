@@ -27,7 +27,6 @@ from timerd.models import (
     Outcome,
     Status,
     Timer,
-    new_id,
     new_ids,
     redact_url,
 )
@@ -185,10 +184,9 @@ class TimerService:
         """Create timers, committed before return; `idempotency` builds the key's record."""
         self.pending.check(len(specs))
         now = self.clock.now()
-        ids = [new_id()] if len(specs) == 1 else new_ids(len(specs))
         timers = [  # positional, in field order: a batch makes a thousand
             Timer(tid, s.url, s.fire_at, now, Status.PENDING, s.fire_at, 0, now)
-            for tid, s in zip(ids, specs, strict=True)
+            for tid, s in zip(new_ids(len(specs)), specs, strict=True)
         ]
         record = idempotency(timers) if idempotency is not None else None
         await self.store.insert_timers(timers, record)

@@ -485,7 +485,7 @@ class SqliteStore:
         """
         try:
             conn = await asyncio.to_thread(self._open_checkpointer)
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             log.warning("no background checkpoints (the writer checkpoints itself): %s", exc)
             return
         try:
@@ -513,13 +513,35 @@ class SqliteStore:
                 await asyncio.to_thread(conn.close)
 
     def _open_checkpointer(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        return self._open_plain(
+            str(self.path),
+            ["PRAGMA busy_timeout = 1000", f"PRAGMA synchronous = {self._synchronous}"],
+            thread_bound=False,
+        )
+
+    def _open_plain(
+        self, target: str, setup: Sequence[str], *, thread_bound: bool = True
+    ) -> sqlite3.Connection:
+        """Open a plain sqlite3 connection and run `setup`; DatabaseError if either fails.
+
+        `thread_bound=False` for connections used from a worker thread other than the one
+        that opened them (always one thread at a time).
+        """
         try:
-            conn.execute("PRAGMA busy_timeout = 1000")
-            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-        except sqlite3.Error:
+            conn = sqlite3.connect(
+                target,
+                isolation_level=None,
+                uri=target.startswith("file:"),
+                check_same_thread=thread_bound,
+            )
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot open database {self.path}: {exc}") from None
+        try:
+            for statement in setup:
+                conn.execute(statement)
+        except sqlite3.Error as exc:
             conn.close()
-            raise
+            raise DatabaseError(f"cannot open database {self.path}: {exc}") from None
         return conn
 
     def _settle_error(self, write: _Write, exc: sqlite3.Error) -> None:
@@ -542,18 +564,15 @@ class SqliteStore:
         return self._writer_conn
 
     def _open_writer(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute("PRAGMA busy_timeout = 5000")
-            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-            conn.execute("PRAGMA cache_size = -16000")
-            conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES}")
-            conn.execute(_CREATE_OUTCOMES)
-            conn.execute(outcome_trigger(self._attempts_kept))
-        except sqlite3.Error as exc:
-            conn.close()
-            raise DatabaseError(f"cannot open database {self.path}: {exc}") from None
-        return conn
+        setup = [
+            "PRAGMA busy_timeout = 5000",
+            f"PRAGMA synchronous = {self._synchronous}",
+            "PRAGMA cache_size = -16000",
+            f"PRAGMA wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES}",
+            _CREATE_OUTCOMES,
+            outcome_trigger(self._attempts_kept),
+        ]
+        return self._open_plain(str(self.path), setup, thread_bound=False)
 
     async def _transaction(self, batch: list[_Write]) -> list[Any]:
         """Run `batch` in one transaction on the writer thread; return each write's result."""
@@ -698,15 +717,12 @@ class SqliteStore:
         return found
 
     def _open_point_reader(self, target: str) -> sqlite3.Connection:
-        conn = sqlite3.connect(target, isolation_level=None, uri=target.startswith("file:"))
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {POINT_READ_BUSY_MS}")
-            conn.execute("PRAGMA query_only = 1")
-            conn.execute("PRAGMA cache_size = -16000")
-        except sqlite3.Error as exc:
-            conn.close()
-            raise DatabaseError(f"cannot open database {self.path}: {exc}") from None
-        return conn
+        setup = [
+            f"PRAGMA busy_timeout = {POINT_READ_BUSY_MS}",
+            "PRAGMA query_only = 1",
+            "PRAGMA cache_size = -16000",
+        ]
+        return self._open_plain(target, setup)
 
     def _point_read(self, select: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
         """Run a lookup by primary key on the event loop's own thread; None: use the reader.
