@@ -142,6 +142,14 @@ def test_ids_made_in_bulk_look_like_single_ones() -> None:
     assert {t[:7] for t in ids} <= {new_id()[:7], ids[0][:7]}  # one creation instant
 
 
+def test_ids_stay_whole_and_distinct_across_random_pool_refills() -> None:
+    """The random tails come from a pool of 4096; batches and singles straddle refills."""
+    ids = new_ids(5000) + [new_id() for _ in range(5000)] + new_ids(3000)
+    assert len(set(ids)) == len(ids)
+    assert {len(t) for t in ids} == {23}
+    assert len({t[7:] for t in ids}) == len(ids)
+
+
 _times = st.floats(min_value=0, max_value=4e9, allow_nan=False, allow_infinity=False)
 
 

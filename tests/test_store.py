@@ -404,6 +404,28 @@ class TestSqliteFile:
         assert not any(step.startswith("SCAN timers") for step in plan), plan
 
 
+async def test_writes_from_the_next_loop_turns_join_the_same_commit(tmp_path: Path) -> None:
+    """The writer lets the loop turn before it commits, so requests read together commit
+    together; a lone write still commits at once."""
+    commits: list[int] = []
+    store = await open_sqlite(
+        tmp_path / "t.db", on_commit=lambda _s, writes: commits.append(writes)
+    )
+
+    async def insert_after(turns: int) -> None:
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        await store.insert_timers([timer(T0)])
+
+    try:
+        await asyncio.gather(*(insert_after(turns) for turns in (0, 1, 2)))
+        assert commits == [3]
+        await asyncio.wait_for(store.insert_timers([timer(T0)]), timeout=5)
+        assert commits == [3, 1]
+    finally:
+        await store.close()
+
+
 async def test_api_writes_go_first_and_outcomes_take_a_bounded_share(tmp_path: Path) -> None:
     """Creates queued behind delivery outcomes commit first, and outcomes commit in slices."""
     commits: list[int] = []
@@ -418,7 +440,9 @@ async def test_api_writes_go_first_and_outcomes_take_a_bounded_share(tmp_path: P
         gate = threading.Event()
         store._writer_thread.submit(gate.wait, 10)  # the writer thread is busy meanwhile
         first = asyncio.create_task(store.insert_timers([timer(T0)]))
-        await asyncio.sleep(0)  # the write loop takes it and waits for the thread
+        for _ in range(sqlite_store.GATHER_TURNS + 2):  # the write loop takes it ...
+            await asyncio.sleep(0)
+        assert store.queued_writes == 0  # ... and waits for the thread
         share = sqlite_store.BACKGROUND_ROWS_PER_COMMIT * 3 // 5
         outcome_writes = [
             asyncio.create_task(

@@ -36,27 +36,47 @@ _SORTABLE = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-class _RandomPool:
-    """`os.urandom` 64 KiB at a time: one system call per 4096 ids instead of one per id.
+class _RandomText:
+    """Random id tails, 16 base64url characters (96 bits) each, made 4096 at a time.
 
-    Measurable at tens of thousands of creates a second. The pool never outlives a fork
-    because the daemon never forks.
+    One `os.urandom` and one encode per 4096 ids instead of per id; an id is then one slice
+    of a string, which halved the cost of making one (measurable at ten thousand creates a
+    second). The pool never outlives a fork because the daemon never forks.
     """
 
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._buf = b""
+    WIDTH = ID_BYTES * 4 // 3  # 12 bytes are exactly 16 characters: no padding between tails
+
+    def __init__(self, ids: int) -> None:
+        self._ids = ids
+        self._text = ""
         self._at = 0
 
-    def take(self, n: int) -> bytes:
-        if self._at + n > len(self._buf):
-            self._buf, self._at = os.urandom(self._size), 0
-        chunk = self._buf[self._at : self._at + n]
-        self._at += n
-        return chunk
+    def one(self) -> str:
+        at = self._at
+        if at >= len(self._text):
+            self._refill()
+            at = 0
+        self._at = at + self.WIDTH
+        return self._text[at : at + self.WIDTH]
+
+    def take(self, count: int) -> list[str]:
+        tails: list[str] = []
+        width = self.WIDTH
+        while len(tails) < count:
+            if self._at >= len(self._text):
+                self._refill()
+            text, at = self._text, self._at
+            end = min(len(text), at + (count - len(tails)) * width)
+            tails.extend([text[i : i + width] for i in range(at, end, width)])
+            self._at = end
+        return tails
+
+    def _refill(self) -> None:
+        self._text = base64.urlsafe_b64encode(os.urandom(ID_BYTES * self._ids)).decode()
+        self._at = 0
 
 
-_random = _RandomPool(ID_BYTES * 4096)
+_random_tails = _RandomText(4096)
 
 
 class _TimePrefix:
@@ -100,11 +120,11 @@ def new_id() -> str:
 
 
 def new_ids(count: int) -> list[str]:
-    """Return `count` fresh ids as `new_id` describes them, encoded in one call."""
+    """Return `count` fresh ids as `new_id` describes them."""
     prefix = _time_prefix.now()
-    text = base64.urlsafe_b64encode(_random.take(ID_BYTES * count)).decode()
-    width = ID_BYTES * 4 // 3  # 12 bytes are exactly 16 characters: no padding between ids
-    return [prefix + text[i : i + width] for i in range(0, len(text), width)]
+    if count == 1:  # every single create: no list building around one id
+        return [prefix + _random_tails.one()]
+    return [prefix + tail for tail in _random_tails.take(count)]
 
 
 def is_plausible_id(value: str) -> bool:
