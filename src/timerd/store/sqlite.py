@@ -37,13 +37,15 @@ BACKGROUND_ROWS_PER_COMMIT = 250
 """Delivery outcomes (and purges) per commit at most: they share the writer with creates,
 which go first, and a short commit keeps a create's wait short (catch-up create p99)."""
 GATHER_TURNS = 3
+GATHER_FROM = 8
 GATHER_ENOUGH = 256
-"""Before each commit the writer lets the event loop turn GATHER_TURNS times (unless
-GATHER_ENOUGH writes already wait): a request read in one turn reaches the queue two turns
-later (the protocol's wakeup, then the handler's task). A commit's fsync costs as much
-CPU as thirty inserts on this VM, so at 64 clients gathering them (30 rows a commit ->
-57) cut the CPU of a create by 9 % (BENCHMARKS.md, "create"). An idle loop turns in
-microseconds, so a lone create waits no longer."""
+"""While the API writes concurrently (the last commit carried GATHER_FROM of its writes or
+more), the writer lets the event loop turn GATHER_TURNS times before it takes a batch,
+unless GATHER_ENOUGH writes already wait. A request read in one turn reaches the queue
+two turns later (the protocol's wakeup, then the handler's task), and a commit's fsync
+costs as much CPU as thirty inserts on this VM: at 64 clients, 30 -> 56 rows a commit
+cut the writer's CPU per create from 17 to 13 us. Not otherwise: turns of a busy loop
+are long (catch-up: a lone create waited 5 ms more at the median)."""
 _BACKGROUND = frozenset({"attempts", "purge"})
 POINT_READ_BUSY_MS = 20
 """How long a lookup on the event loop's thread may wait for a lock before it goes to the
@@ -125,6 +127,29 @@ def _insert_rows(
     return inserted
 
 
+def _one_statement(batch: list[_Write]) -> tuple[str, int, list[tuple[Any, ...]]] | None:
+    """The batch as one INSERT, if it is only creates (no keys) or only delivery outcomes.
+
+    Every sqlite3 call hands the GIL away and must win it back from a busy event loop,
+    which on a shared core takes up to a switch interval (5 ms): BEGIN, INSERT and COMMIT
+    are three such trips, one autocommit INSERT is one.
+    """
+    kind = batch[0].kind
+    if kind == "insert":
+        if any(w.kind != "insert" or w.args[1] is not None for w in batch):
+            return None
+        rows: list[tuple[Any, ...]] = [_row(t) for w in batch for t in w.args[0]]
+        head, width = _INSERT, _COLUMN_COUNT
+    elif kind == "attempts":
+        if any(w.kind != "attempts" for w in batch):
+            return None
+        rows = _outcome_rows([outcome for w in batch for outcome in w.args[0]])
+        head, width = _INSERT_OUTCOMES, _OUTCOME_WIDTH
+    else:
+        return None
+    return (head, width, rows) if 0 < len(rows) <= _ROWS_PER_STATEMENT else None
+
+
 def _row(timer: Timer) -> tuple[Any, ...]:
     if timer.updated_at:  # a Timer is already its row, fields in column order
         return timer
@@ -153,6 +178,22 @@ def _state(timer: Timer) -> tuple[Any, ...]:
         timer.last_status_code,
         timer.last_error,
     )
+
+
+def _outcome_rows(outcomes: list[tuple[Timer, Attempt]]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            t.id,
+            t.url,
+            t.fire_at,
+            *_state(t),
+            a.attempt,
+            a.started_at,
+            a.duration_ms,
+            a.outcome.value,
+        )
+        for t, a in outcomes
+    ]
 
 
 def _exact(column: str) -> str:
@@ -288,6 +329,7 @@ class SqliteStore:
         self._writer_task: asyncio.Task[None] | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._commits = 0
+        self._last_api_writes = 0  # in the last batch: many means clients write concurrently
         self._closing = False
         self._counter: aiosqlite.Connection | None = None
         self._point_reader: sqlite3.Connection | None = None
@@ -432,7 +474,7 @@ class SqliteStore:
                 self._has_work.clear()
                 await self._has_work.wait()
                 continue
-            if len(self._queue) < GATHER_ENOUGH and not self._closing:
+            if self._last_api_writes >= GATHER_FROM and 0 < len(self._queue) < GATHER_ENOUGH:
                 for _ in range(GATHER_TURNS):
                     await asyncio.sleep(0)
             batch = self._next_batch()
@@ -448,6 +490,7 @@ class SqliteStore:
         """The API's writes first, then background writes up to their share of a commit."""
         queue, background = self._queue, self._background
         batch = [queue.popleft() for _ in range(min(len(queue), MAX_OPS_PER_COMMIT))]
+        self._last_api_writes = len(batch)
         rows = 0
         while background and len(batch) < MAX_OPS_PER_COMMIT:
             head = background[0]
@@ -590,6 +633,11 @@ class SqliteStore:
         return await self._on_writer(lambda: self._transaction_sync(self._writer(), batch))
 
     def _transaction_sync(self, conn: sqlite3.Connection, batch: list[_Write]) -> list[Any]:
+        one = _one_statement(batch)
+        if one is not None:
+            # no BEGIN or COMMIT: the statement is its own transaction (see _one_statement)
+            _insert_rows(conn, *one)
+            return [None] * len(batch)
         conn.execute("BEGIN IMMEDIATE")
         try:
             results: list[Any] = []
@@ -638,7 +686,8 @@ class SqliteStore:
             )
             return [cursor.rowcount == 1]
         if kind == "attempts":
-            self._apply_attempts(conn, [outcome for w in run for outcome in w.args[0]])
+            outcomes = [outcome for w in run for outcome in w.args[0]]
+            _insert_rows(conn, _INSERT_OUTCOMES, _OUTCOME_WIDTH, _outcome_rows(outcomes))
             return [None] * len(run)
         if kind == "purge":
             return [
@@ -646,24 +695,6 @@ class SqliteStore:
                 for w in run
             ]
         raise ValueError(f"unknown write kind {kind!r}")
-
-    def _apply_attempts(
-        self, conn: sqlite3.Connection, outcomes: list[tuple[Timer, Attempt]]
-    ) -> None:
-        rows = [
-            (
-                t.id,
-                t.url,
-                t.fire_at,
-                *_state(t),
-                a.attempt,
-                a.started_at,
-                a.duration_ms,
-                a.outcome.value,
-            )
-            for t, a in outcomes
-        ]
-        _insert_rows(conn, _INSERT_OUTCOMES, _OUTCOME_WIDTH, rows)
 
     # reads --------------------------------------------------------------------------------
 
