@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import boot
+import diskprobe
 import procs
 import report
 import scenarios
@@ -44,6 +45,10 @@ SCENARIOS: dict[str, Scenario] = {
     "catchup": boot.catchup,
     "scale": boot.scale,
 }
+
+DISK_PROBE_S = 10.0
+"""The disk's flush latency is recorded before the scenarios (diskprobe.py): its tail sets
+a floor under create p99 with synchronous=full."""
 
 RATIO_BASE = {"create": "ceiling", "get": "ceiling", "batch": "sqlite"}
 """Scenarios whose `rate` is also given as a fraction of another target's, same run."""
@@ -189,7 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     import uvloop
 
     with out.open("w") as sink:
-        emit({"kind": "meta", "machine": machine(), "client_pinned": pinned,
+        disk = diskprobe.fdatasync_latency(
+            Path(args.workdir or tempfile.gettempdir()), 0.3 if args.smoke else DISK_PROBE_S
+        )
+        emit({"kind": "meta", "machine": machine(), "client_pinned": pinned, "disk_fsync": disk,
               "argv": sys.argv[1:]}, sink)  # fmt: skip
         lines = uvloop.run(bench(args, sink))
     table = report.table(lines)

@@ -51,6 +51,9 @@ def _run(lines: list[dict[str, Any]], scenario: str, target: str) -> dict[str, A
 def test_every_line_is_tagged_and_the_machine_is_recorded(lines: list[dict[str, Any]]) -> None:
     assert lines[0]["kind"] == "meta"
     assert {"nproc", "uname", "python", "date"} <= lines[0]["machine"].keys()
+    disk = lines[0]["disk_fsync"]
+    assert disk["flushes"] > 0
+    assert 0 < disk["p50_ms"] <= disk["p99_ms"] <= disk["max_ms"]
     assert all(x["kind"] in ("meta", "run", "skip") for x in lines)
     assert {x["scenario"] for x in lines if x["kind"] == "run"} == set(SCENARIOS)
 
