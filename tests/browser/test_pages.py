@@ -11,8 +11,9 @@ import pytest
 from aiohttp import web
 
 from tests.browser.cdp import Page
-from tests.browser.conftest import ARTIFACTS, Served
+from tests.browser.conftest import ARTIFACTS
 from tests.conftest import Hit, Receiver
+from tests.procs import Daemon
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]  # the first run may install Chromium
 
@@ -46,7 +47,7 @@ async def _only_local_resources(page: Page, base: str) -> None:
 
 
 async def test_status_page_shows_timers_and_cancels_one(
-    daemon: Served, page: Page, receiver: Receiver
+    daemon: Daemon, page: Page, receiver: Receiver
 ) -> None:
     async def respond(hit: Hit) -> web.StreamResponse:
         return web.Response(status=500 if "/bad/" in hit.path else 200)
@@ -100,7 +101,7 @@ async def test_status_page_shows_timers_and_cancels_one(
     assert page.errors == []
 
 
-async def test_docs_page_renders_the_api_and_tries_it(daemon: Served, page: Page) -> None:
+async def test_docs_page_renders_the_api_and_tries_it(daemon: Daemon, page: Page) -> None:
     base = daemon.url
     await page.goto(base + "/docs")
     await page.wait_for("document.body.dataset.loaded === 'true'")
