@@ -332,7 +332,7 @@ def test_install_uses_the_configured_db(sandbox: Path, monkeypatch: pytest.Monke
     monkeypatch.delenv("TIMERD_DB")
     result = CliRunner().invoke(cli_service.service, ["install", "--dry-run"])
     assert result.exit_code == 1
-    assert result.output.startswith(f"Error: cannot read config file {config}: ")
+    assert result.output.startswith(f"timerd: error: cannot read config file {config}: ")
 
 
 def test_install_uninstall_run_systemctl(sandbox: Path) -> None:
@@ -374,7 +374,7 @@ def test_failing_command_is_one_clear_line(sandbox: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("FAKE_RC", "1")
     result = CliRunner().invoke(cli_service.service, ["install"])
     assert result.exit_code == 1
-    assert "Error: `systemctl --user daemon-reload` failed (exit 1)" in result.output
+    assert "timerd: error: `systemctl --user daemon-reload` failed (exit 1)" in result.output
     assert "Traceback" not in result.output
 
 
@@ -417,7 +417,7 @@ def test_system_on_macos_is_refused(sandbox: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(cli_service, "_platform", lambda: "darwin")
     result = CliRunner().invoke(cli_service.service, ["install", "--system", "--dry-run"])
     assert result.exit_code == 1
-    assert "Error: --system is for Linux" in result.output
+    assert "timerd: error: --system is for Linux" in result.output
 
 
 def test_system_dry_run(sandbox: Path) -> None:

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from timerd import __version__
+from timerd.cli_errors import CliError
 from timerd.client import DEFAULT_ADDR, Client, configured_client
 from timerd.config import env_name, load_settings, setting_fields
 from timerd.errors import ConfigError, TimerdError
@@ -32,15 +33,6 @@ T = TypeVar("T")
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 STATUS_CHOICES = [*(s.value for s in Status), "all"]
 _DURATION_RE = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?")
-
-
-class CliError(click.ClickException):
-    """An operation failed: one line on stderr, exit code 1."""
-
-    exit_code = 1
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"timerd: error: {self.format_message()}", err=True)
 
 
 class UsageLineError(click.UsageError):
@@ -63,10 +55,8 @@ class UsageLineError(click.UsageError):
         click.echo(f"timerd: error: {message}{hint}", file=file, err=True)
 
 
-_SHOWN_AS_IS: tuple[type[click.UsageError], ...] = (UsageLineError,)
-if hasattr(click.exceptions, "NoArgsIsHelpError"):
-    # click >= 8.2 shows the help of a group run without a subcommand through a UsageError
-    _SHOWN_AS_IS += (click.exceptions.NoArgsIsHelpError,)
+# click shows the help of a group run without a subcommand through a UsageError (exit 2)
+_SHOWN_AS_IS = (UsageLineError, click.exceptions.NoArgsIsHelpError)
 
 
 @contextlib.contextmanager

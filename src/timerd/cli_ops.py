@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 import click
 
 from timerd.backup import backup_database
+from timerd.cli_errors import CliError
 from timerd.client import DEFAULT_ADDR, configured_client
 from timerd.config import load_settings
 from timerd.errors import ConfigError, TimerdError
@@ -19,8 +20,6 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 def _fail(message: str) -> NoReturn:
     """Exit 1 with one line on stderr, like every other timerd command."""
-    from timerd.cli import CliError  # cli imports this module; import it once it is loaded
-
     raise CliError(message)
 
 

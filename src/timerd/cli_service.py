@@ -20,6 +20,7 @@ import click
 import platformdirs
 
 from timerd import servicefiles as sf
+from timerd.cli_errors import CliError
 
 # ProtectHome=yes in the system unit makes these invisible to the service.
 _HIDDEN_FROM_SYSTEM = (PurePosixPath("/home"), PurePosixPath("/root"), PurePosixPath("/run/user"))
@@ -70,7 +71,7 @@ def find_executable(
         return Path(os.path.abspath(ran))
     found = which("timerd")
     if found is None:
-        raise click.ClickException("cannot find the timerd executable: is it on PATH?")
+        raise CliError("cannot find the timerd executable: is it on PATH?")
     return Path(os.path.abspath(found))
 
 
@@ -151,7 +152,7 @@ def _run(step: Step) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(step.argv, capture_output=True, text=True, check=False)
     except OSError as exc:
-        raise click.ClickException(f"cannot run {step.argv[0]}: {exc.strerror}") from None
+        raise CliError(f"cannot run {step.argv[0]}: {exc.strerror}") from None
 
 
 def _do(step: Step) -> None:
@@ -162,7 +163,7 @@ def _do(step: Step) -> None:
     lines = (done.stderr or done.stdout).strip().splitlines()
     why = lines[-1] if lines else "no output"
     if step.must_succeed:
-        raise click.ClickException(f"`{step}` failed (exit {done.returncode}): {why}")
+        raise CliError(f"`{step}` failed (exit {done.returncode}): {why}")
     click.echo(f"ran: {step} (exit {done.returncode}, ignored: {why})")
 
 
@@ -174,7 +175,7 @@ def _write(path: Path, content: str) -> None:
         tmp.chmod(0o644)
         os.replace(tmp, path)
     except OSError as exc:
-        raise click.ClickException(f"cannot write {path}: {exc.strerror}") from None
+        raise CliError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def _carry_out(plan: Plan, dry_run: bool) -> None:
@@ -195,7 +196,7 @@ def _carry_out(plan: Plan, dry_run: bool) -> None:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise click.ClickException(f"cannot create {folder}: {exc.strerror}") from None
+            raise CliError(f"cannot create {folder}: {exc.strerror}") from None
         click.echo(f"created: {folder}/")
     for step in plan.before:
         _do(step)
@@ -217,12 +218,12 @@ def _check_system(system: bool, dry_run: bool, paths: list[Path | None]) -> None
             continue
         real = PurePosixPath(os.path.realpath(path))
         if any(real.is_relative_to(hidden) for hidden in _HIDDEN_FROM_SYSTEM):
-            raise click.ClickException(
+            raise CliError(
                 f"the system service cannot read {real} (ProtectHome=yes hides it); "
                 "install timerd outside /home, e.g. `sudo pipx install --global timerd`"
             )
     if not dry_run and os.geteuid() != 0:
-        raise click.ClickException("--system changes /etc/systemd/system: run it as root")
+        raise CliError("--system changes /etc/systemd/system: run it as root")
 
 
 dry_run_option = click.option(
@@ -254,7 +255,7 @@ def default_db(config: Path | None) -> Path:
     except FileNotFoundError:
         data = {}
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise click.ClickException(f"cannot read config file {path}: {exc}") from None
+        raise CliError(f"cannot read config file {path}: {exc}") from None
     db = data.get("db")
     if isinstance(db, str) and db:
         return Path(db).expanduser()
@@ -288,7 +289,7 @@ def install(dry_run: bool, system: bool, db: Path | None, config: Path | None) -
     try:
         path = sf.install_path(_platform(), system=system, home=home)
     except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CliError(str(exc)) from None
     exe = find_executable()
     config = Path(os.path.abspath(config.expanduser())) if config is not None else None
     if db is None:
@@ -309,7 +310,7 @@ def install(dry_run: bool, system: bool, db: Path | None, config: Path | None) -
             existing=existing,
         )
     except (ValueError, OSError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CliError(str(exc)) from None
     _carry_out(plan, dry_run)
     if not dry_run:
         click.echo(f"timerd runs as a {plan.kind}; `timerd service status` shows it")
@@ -330,7 +331,7 @@ def uninstall(dry_run: bool, system: bool) -> None:
             _platform(), system=system, home=Path.home(), env=os.environ, uid=os.getuid()
         )
     except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CliError(str(exc)) from None
     if not plan.path.exists():
         click.echo(f"not installed: no {plan.path}")
         return
@@ -349,7 +350,7 @@ def status(ctx: click.Context, system: bool) -> None:
     try:
         path = sf.install_path(_platform(), system=system)
     except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise CliError(str(exc)) from None
     click.echo(f"installed: {path}" if path.exists() else f"not installed: no {path}")
     step = status_step(_platform(), system=system, uid=os.getuid())
     done = _run(step)
