@@ -117,7 +117,7 @@ def _create_from(
     fire_at = _due(body, now, limits, prefix, errors)
     if len(errors) > before or url is None or fire_at is None:
         return None
-    return CreateSpec(url=url, fire_at=fire_at)
+    return CreateSpec(url, fire_at)
 
 
 def _due(
@@ -146,6 +146,9 @@ def _due(
         if name not in body:
             continue
         value = body[name]
+        if type(value) is int and 0 <= value <= limits.max_delay_s:  # the common case, first
+            delay += value * _UNIT_S[name]
+            continue
         field = prefix + name
         if isinstance(value, bool) or not isinstance(value, int | float):
             errors.append(FieldError(field, "must be a non-negative number"))
