@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
 import os
 import signal
@@ -168,6 +169,7 @@ async def _serve(settings: Settings) -> int:
             if exc.errno == errno.EADDRINUSE:
                 raise _AddressInUse(settings) from None
             raise _BindError(settings, exc) from None
+        settle_heap()
         host, port = runner.addresses[0][:2]
         print(f"listening on http://{_url_host(str(host))}:{port}", flush=True)
         log.info("timerd serving %s on http://%s:%d", settings.db, host, port)
@@ -179,6 +181,18 @@ async def _serve(settings: Settings) -> int:
         await runner.cleanup()
     log.info("stopped cleanly")
     return 0
+
+
+def settle_heap() -> None:
+    """Collect boot's garbage, then exempt everything alive from the cyclic GC for good.
+
+    The modules, the app and the loaded window are most of the heap and live as long as the
+    process, yet every full collection walked them: during a catch-up, three collections
+    stopped the event loop for 18 to 43 ms each, and every create in flight waited. Frozen
+    objects are still freed by reference counting when they go.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _stop_on_signals() -> asyncio.Event:
