@@ -10,7 +10,7 @@ import random
 import re
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -43,6 +43,19 @@ async def open_sqlite(path: Path, **kw: object) -> SqliteStore:
     store = SqliteStore(path, attempts_kept=3, **kw)  # type: ignore[arg-type]
     await store.open()
     return store
+
+
+async def query_plan(
+    tmp_path: Path, sql: str, params: Sequence[object] | Mapping[str, object] = ()
+) -> list[str]:
+    """The steps of EXPLAIN QUERY PLAN for `sql` on a freshly migrated timerd database."""
+    store = await open_sqlite(tmp_path / "t.db")
+    await store.close()
+    conn = sqlite3.connect(tmp_path / "t.db")
+    try:
+        return [str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+    finally:
+        conn.close()
 
 
 BACKENDS = ["sqlite"]
@@ -346,13 +359,9 @@ class TestSqliteFile:
         self, tmp_path: Path, step: str
     ) -> None:
         """A commit's cost must follow its outcomes, not the size of the table."""
-        store = await open_sqlite(tmp_path / "t.db")
-        await store.close()
-        conn = sqlite3.connect(tmp_path / "t.db")
         statement = step.format(kept=20).replace("NEW.", ":")  # the trigger's row as parameters
         names = dict.fromkeys(re.findall(r":(\w+)", statement))
-        plan = [str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + statement, names)]
-        conn.close()
+        plan = await query_plan(tmp_path, statement, names)
         assert plan, statement
         assert all(not p.startswith("SCAN") for p in plan), plan
         assert all("PRIMARY KEY" in p for p in plan if p.startswith("SEARCH")), plan
@@ -375,11 +384,7 @@ class TestSqliteFile:
     async def test_queries_use_indexes_not_scans(
         self, tmp_path: Path, sql: str, index: str
     ) -> None:
-        store = await open_sqlite(tmp_path / "t.db")
-        await store.close()
-        conn = sqlite3.connect(tmp_path / "t.db")
-        plan = " ".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql))
-        conn.close()
+        plan = " ".join(await query_plan(tmp_path, sql))
         assert index in plan
         assert "TEMP B-TREE" not in plan
 
@@ -388,16 +393,9 @@ class TestSqliteFile:
         self, tmp_path: Path, statuses: int, after: bool
     ) -> None:
         """Each status is one range of timers_status_fire, never a scan of the table."""
-        store = await open_sqlite(tmp_path / "t.db")
-        await store.close()
-        conn = sqlite3.connect(tmp_path / "t.db")
         per_status = ("pending", 0.0, "", 5) if after else ("pending", 5)
         sql = sqlite_store.list_query(statuses, after)
-        plan = [
-            str(r[-1])
-            for r in conn.execute("EXPLAIN QUERY PLAN " + sql, per_status * statuses + (5,))
-        ]
-        conn.close()
+        plan = await query_plan(tmp_path, sql, per_status * statuses + (5,))
         searches = [step for step in plan if step.startswith("SEARCH timers")]
         assert len(searches) == statuses, plan
         assert all("timers_status_fire" in step for step in searches), plan
