@@ -42,8 +42,8 @@ def test_remove_and_reschedule_leave_no_ghost(clock: FakeClock) -> None:
     t0 = clock.now()
     s.push("a", t0 + 1)
     s.push("b", t0 + 2)
-    assert s.remove("a")
-    assert not s.remove("a")
+    assert s.remove("a") == t0 + 1
+    assert s.remove("a") is None
     s.push("b", t0 + 5)  # moved later: the old entry must not fire
     assert s.pop_due(t0 + 3, 10) == []
     assert s.pop_due(t0 + 5, 10) == [(t0 + 5, "b")]

@@ -31,6 +31,7 @@ class Dispatcher:
         self._limit = max_in_flight
         self._max_per_host = max_per_host
         self._queues: dict[str, deque[Timer]] = {}
+        self._waiting_host: dict[str, str] = {}  # id -> host key, for withdraw()
         self._ready: deque[str] = deque()  # hosts with waiting timers and a free slot
         self._in_ready: set[str] = set()
         self._active: dict[str, int] = {}
@@ -52,15 +53,32 @@ class Dispatcher:
         """Queue a due timer behind the others of its host, and start what may start."""
         key = host_key(timer.url)
         self._queues.setdefault(key, deque()).append(timer)
+        self._waiting_host[timer.id] = key
         self.queued += 1
         self._mark_ready(key)
         self._pump()
+
+    def withdraw(self, timer_id: str) -> bool:
+        """Take a waiting timer out of its queue; False if it is not waiting (or running)."""
+        key = self._waiting_host.pop(timer_id, None)
+        if key is None:
+            return False
+        queue = self._queues[key]
+        for index, timer in enumerate(queue):
+            if timer.id == timer_id:
+                del queue[index]
+                break
+        if not queue:
+            del self._queues[key]  # _pump skips a ready host whose queue is gone
+        self.queued -= 1
+        return True
 
     def drain(self) -> list[Timer]:
         """Stop starting deliveries; return the timers that were still waiting."""
         self.draining = True
         waiting = [timer for queue in self._queues.values() for timer in queue]
         self._queues.clear()
+        self._waiting_host.clear()
         self._ready.clear()
         self._in_ready.clear()
         self.queued = 0
@@ -83,6 +101,7 @@ class Dispatcher:
             if not queue:
                 continue
             timer = queue.popleft()
+            del self._waiting_host[timer.id]
             self.queued -= 1
             if not queue:
                 del self._queues[key]

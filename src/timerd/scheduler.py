@@ -40,9 +40,9 @@ class Scheduler:
         if len(self._heap) > 2 * len(self._keys) + 1024:
             self._compact()
 
-    def remove(self, timer_id: str) -> bool:
-        """Unschedule `timer_id`; return whether it was scheduled."""
-        return self._keys.pop(timer_id, None) is not None
+    def remove(self, timer_id: str) -> float | None:
+        """Unschedule `timer_id`; return when it was due, or None if it was not scheduled."""
+        return self._keys.pop(timer_id, None)
 
     def peek(self) -> tuple[float, str] | None:
         """Return the earliest live `(at, id)` without removing it."""

@@ -267,14 +267,21 @@ class TimerService:
 
     @contextlib.asynccontextmanager
     async def _changing(self, timer_id: str) -> AsyncIterator[Timer]:
-        """Claim `timer_id`, unschedule it and yield its fresh row; release afterwards."""
+        """Claim `timer_id`, unschedule it and yield its fresh row; release afterwards.
+
+        A timer queued for a delivery slot is taken out of the queue: only an attempt on the
+        wire makes a change wait (409). Whatever happens, the schedule ends up agreeing with
+        the row: a failed change puts back what it took, so no timer is stranded.
+        """
         owner = self._claims.get(timer_id)
-        if owner == _DELIVERY:
+        if owner == _DELIVERY and not self._dispatcher.withdraw(timer_id):
             raise Conflict(f"timer {timer_id} is being delivered right now")
         if owner == _CHANGE:
             raise Conflict(f"timer {timer_id} is being changed by another request")
         self._claims[timer_id] = _CHANGE
-        was_scheduled = self.scheduler.remove(timer_id)
+        was_due_at = self.scheduler.remove(timer_id)
+        if owner == _DELIVERY:
+            was_due_at = self.clock.now()  # it was due and queued: due it stays
         timer: Timer | None = None
         try:
             timer = await self.store.get_timer(timer_id)
@@ -282,9 +289,10 @@ class TimerService:
                 raise NotFound(f"no timer {timer_id}")
             yield timer
         except BaseException:
-            # put it back where it was if the change did not happen
-            if was_scheduled and timer is not None and timer.next_at is not None:
-                self._schedule_if_near(timer.id, timer.next_at)
+            # the change did not happen: the row is as it was, and so must the schedule be
+            due_at = timer.next_at if timer is not None else was_due_at
+            if due_at is not None:
+                self._schedule_if_near(timer_id, due_at, force=was_due_at is not None)
             raise
         finally:
             del self._claims[timer_id]
@@ -293,6 +301,7 @@ class TimerService:
         applied = await self.store.update_timer(after, frozenset({before.status}))
         if not applied:
             raise Conflict(f"timer {before.id} changed meanwhile; try again")
+        self.scheduler.remove(after.id)  # a refill may have paged in the old due time
         if after.next_at is not None:
             self._schedule_if_near(after.id, after.next_at)
         return after
@@ -313,9 +322,13 @@ class TimerService:
 
     # the due loop -----------------------------------------------------------------------------
 
-    def _schedule_if_near(self, timer_id: str, at: float) -> None:
-        """Put a timer in the heap if it falls inside the loaded window; else the store keeps it."""
-        if (at, timer_id) <= self._horizon or at <= self._refill_target:
+    def _schedule_if_near(self, timer_id: str, at: float, *, force: bool = False) -> None:
+        """Put a timer in the heap if it falls inside the loaded window; else the store keeps it.
+
+        `force` puts it back even beyond the window: it was in the heap, and a refill that
+        ran meanwhile may have moved the horizon past it.
+        """
+        if force or (at, timer_id) <= self._horizon or at <= self._refill_target:
             self.scheduler.push(timer_id, at)
 
     async def _due_loop(self) -> None:
@@ -377,7 +390,8 @@ class TimerService:
         finally:
             self._refill_target = float("-inf")
         for at, timer_id in keys:
-            if timer_id not in self._claims and timer_id not in self.scheduler:
+            # claimed ones too: a change that fails leaves its timer where the row says
+            if timer_id not in self.scheduler and self._claims.get(timer_id) != _DELIVERY:
                 self.scheduler.push(timer_id, at)
         if len(keys) == limit:
             self._horizon, self._horizon_complete = keys[-1], False
@@ -386,30 +400,27 @@ class TimerService:
         self.metrics.heap_size.set(len(self.scheduler))
 
     async def _dispatch(self, due: list[Cursor]) -> None:
-        """Check popped entries against their rows and start a delivery for each live one."""
-        ids = [tid for _, tid in due if tid not in self._claims]
-        for tid in ids:
-            self._claims[tid] = _DELIVERY
+        """Check popped entries against their rows and queue a delivery for each live one.
+
+        A timer claimed meanwhile (a change in progress) is left to that change, which
+        schedules it again whether or not it succeeds.
+        """
         try:
-            rows = {t.id: t for t in await self.store.get_timers(ids)}
+            rows = {t.id: t for t in await self.store.get_timers([tid for _, tid in due])}
         except BaseException:
-            for tid in ids:
-                del self._claims[tid]
-                # back into the heap: the next step tries again
-            for at, tid in due:
+            for at, tid in due:  # back into the heap: the next step tries again
                 self.scheduler.push(tid, at)
             raise
-        keys = {tid: at for at, tid in due}
-        for tid in ids:
+        for at, tid in due:
             timer = rows.get(tid)
-            if (
-                timer is None
-                or timer.status not in LIVE_STATUSES
-                or timer.next_at is None
-                or abs(timer.next_at - keys[tid]) > _SAME_INSTANT_S
-            ):
-                del self._claims[tid]  # changed since it was scheduled: its row decides
+            if tid in self._claims or timer is None or timer.status not in LIVE_STATUSES:
                 continue
+            if timer.next_at is None:
+                continue
+            if abs(timer.next_at - at) > _SAME_INSTANT_S:
+                self._schedule_if_near(tid, timer.next_at)  # moved since: its row decides
+                continue
+            self._claims[tid] = _DELIVERY
             self._dispatcher.submit(timer)
 
     async def _deliver(self, timer: Timer) -> None:
@@ -454,8 +465,9 @@ class TimerService:
                 status=Status.RETRYING, next_at=now + delay, last_error=result.error, **common
             )
         self.metrics.deliveries_by_outcome[outcome].inc()
-        if log.isEnabledFor(logging.INFO):  # its arguments cost more than a skipped line
-            self._log_attempt(timer, attempt_no, result, outcome)
+        level = logging.WARNING if outcome is Outcome.FAILED else logging.INFO
+        if log.isEnabledFor(level):  # its arguments cost more than a skipped line
+            self._log_attempt(level, timer, attempt_no, result, outcome)
         attempt = Attempt(
             timer_id=timer.id,
             attempt=attempt_no,
@@ -471,9 +483,10 @@ class TimerService:
 
     @staticmethod
     def _log_attempt(
-        timer: Timer, attempt_no: int, result: DeliveryResult, outcome: Outcome
+        level: int, timer: Timer, attempt_no: int, result: DeliveryResult, outcome: Outcome
     ) -> None:
-        log.info(
+        log.log(
+            level,
             "delivery id=%s url=%s attempt=%d status=%s outcome=%s lateness_ms=%.1f error=%s",
             timer.id,
             redact_url(timer.url),
