@@ -22,6 +22,7 @@ from timerd.figures import (
     format_seconds,
     histogram_quantile,
     parse_figures,
+    quantile_text,
 )
 from timerd.metrics import Metrics
 from timerd.models import Status
@@ -57,8 +58,12 @@ def test_histogram_quantile_interpolates_like_prometheus() -> None:
     assert histogram_quantile(0.25, buckets) == pytest.approx(0.05)
 
 
-def test_histogram_quantile_in_the_inf_bucket_answers_the_top_bound() -> None:
-    assert histogram_quantile(0.99, [Bucket(1.0, 1), Bucket(math.inf, 10)]) == 1.0
+def test_histogram_quantile_in_the_inf_bucket_is_only_a_lower_bound() -> None:
+    """Issue 16, item 6: a bucket bound must never be printed as if it were measured."""
+    buckets = [Bucket(1.0, 1), Bucket(math.inf, 10)]
+    assert histogram_quantile(0.99, buckets) == math.inf
+    assert quantile_text(histogram_quantile(0.99, buckets), buckets) == "over 1.00 s"
+    assert quantile_text(histogram_quantile(0.05, buckets), buckets) == "500 ms"
 
 
 def test_histogram_quantile_of_nothing_is_none() -> None:
@@ -142,11 +147,13 @@ async def test_stats_prints_the_headline_figures(api: Client, receiver: Receiver
         "deliveries",
         "scheduler",
         "lateness",
+        "overdue",
     ]
     assert "created     2" in lines
     assert "delivered 1" in result.stdout
     assert "p50 " in result.stdout
     assert "(1 first attempts)" in result.stdout
+    assert "overdue     0 first attempts" in result.stdout
 
 
 def test_stats_on_a_daemon_that_is_not_there_is_one_line() -> None:

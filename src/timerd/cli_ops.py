@@ -13,7 +13,7 @@ from timerd.cli_errors import CliError
 from timerd.client import DEFAULT_ADDR, configured_client
 from timerd.config import load_settings
 from timerd.errors import ConfigError, TimerdError
-from timerd.figures import Figures, NotTimerdMetrics, format_seconds, parse_figures
+from timerd.figures import Figures, NotTimerdMetrics, parse_figures
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -116,9 +116,12 @@ def render_figures(addr: str, figures: Figures) -> str:
         return ", ".join(f"{name} {value}" for name, value in items.items())
 
     lateness = (
-        f"p50 {format_seconds(figures.lateness_quantile_s(0.5))}, "
-        f"p99 {format_seconds(figures.lateness_quantile_s(0.99))} "
+        f"p50 {figures.lateness_text(0.5)}, p99 {figures.lateness_text(0.99)} "
         f"({figures.lateness_count} first attempts)"
+    )
+    overdue = (
+        f"{figures.overdue_count} first attempts of timers due before they were created "
+        "or while timerd was down (not counted in lateness)"
     )
     rows = [
         ("daemon", addr),
@@ -136,5 +139,6 @@ def render_figures(addr: str, figures: Figures) -> str:
         ),
         ("scheduler", f"heap {figures.heap_size}, in flight {figures.in_flight}"),
         ("lateness", lateness),
+        ("overdue", overdue),
     ]
     return "\n".join(f"{name:<11} {value}" for name, value in rows)

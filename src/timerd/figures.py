@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from timerd.models import Status
 
 LATENESS = "timerd_fire_lateness_seconds"
+OVERDUE = "timerd_fire_overdue_seconds"
 
 
 class NotTimerdMetrics(ValueError):
@@ -42,15 +43,28 @@ class Figures:
     heap_size: int
     in_flight: int
     lateness: tuple[Bucket, ...]
+    overdue: tuple[Bucket, ...] = ()
 
     @property
     def lateness_count(self) -> int:
         """Return how many first attempts the lateness histogram holds."""
         return self.lateness[-1].count if self.lateness else 0
 
+    @property
+    def overdue_count(self) -> int:
+        """Return how many first attempts started late because they were due before."""
+        return self.overdue[-1].count if self.overdue else 0
+
     def lateness_quantile_s(self, q: float) -> float | None:
-        """Return the estimated `q` quantile of fire lateness in seconds, or None if empty."""
+        """Return the estimated `q` quantile of fire lateness in seconds, or None if empty.
+
+        `math.inf` means beyond the highest bucket: no estimate, only a lower bound.
+        """
         return histogram_quantile(q, self.lateness)
+
+    def lateness_text(self, q: float) -> str:
+        """Return the `q` quantile of fire lateness for people (`over 1 d` past the top bucket)."""
+        return quantile_text(histogram_quantile(q, self.lateness), self.lateness)
 
     def to_json(self) -> dict[str, Any]:
         """Return the figures as plain JSON values (infinite bounds as the string `+Inf`)."""
@@ -64,22 +78,39 @@ class Figures:
             },
             "heap_size": self.heap_size,
             "in_flight": self.in_flight,
-            "lateness_s": {
-                "count": self.lateness_count,
-                "p50": self.lateness_quantile_s(0.5),
-                "p99": self.lateness_quantile_s(0.99),
-                "buckets": [
-                    [b.le if math.isfinite(b.le) else "+Inf", b.count] for b in self.lateness
-                ],
-            },
+            "lateness_s": _histogram_json(self.lateness),
+            "overdue_s": _histogram_json(self.overdue),
         }
+
+
+def _histogram_json(buckets: Sequence[Bucket]) -> dict[str, Any]:
+    """Return a histogram's count, p50, p99 and buckets (beyond the top bucket: `+Inf`)."""
+
+    def number(value: float | None) -> float | str | None:
+        return value if value is None or math.isfinite(value) else "+Inf"
+
+    return {
+        "count": buckets[-1].count if buckets else 0,
+        "p50": number(histogram_quantile(0.5, buckets)),
+        "p99": number(histogram_quantile(0.99, buckets)),
+        "buckets": [[number(b.le), b.count] for b in buckets],
+    }
+
+
+def quantile_text(value: float | None, buckets: Sequence[Bucket]) -> str:
+    """Return an estimated quantile for people; past the top bucket, say what is known."""
+    if value is None or math.isfinite(value):
+        return format_seconds(value)
+    finite = [b.le for b in buckets if math.isfinite(b.le)]
+    return f"over {format_seconds(max(finite))}" if finite else "-"
 
 
 def histogram_quantile(q: float, buckets: Sequence[Bucket]) -> float | None:
     """Estimate a quantile from cumulative buckets the way Prometheus does.
 
     Linear interpolation inside the bucket that holds the rank; a rank in the `+Inf` bucket
-    answers the highest finite bound. Returns None when there are no observations.
+    answers `math.inf` (Prometheus answers the highest bound, which reads like a measurement).
+    Returns None when there are no observations.
     """
     ordered = sorted(buckets, key=lambda b: b.le)
     if not ordered or ordered[-1].count <= 0:
@@ -90,7 +121,7 @@ def histogram_quantile(q: float, buckets: Sequence[Bucket]) -> float | None:
     for bucket in ordered:
         if bucket.count >= rank and bucket.count > below:
             if math.isinf(bucket.le):
-                return lower
+                return math.inf
             return lower + (bucket.le - lower) * (rank - below) / (bucket.count - below)
         lower, below = bucket.le, bucket.count
     return lower
@@ -111,16 +142,14 @@ def parse_figures(text: str) -> Figures:
     def one(name: str, **labels: str) -> int:
         return int(values.get((name, tuple(sorted(labels.items()))), 0))
 
-    lateness = tuple(
-        sorted(
-            (
-                Bucket(float(dict(labels)["le"]), int(value))
-                for (name, labels), value in values.items()
-                if name == f"{LATENESS}_bucket"
-            ),
-            key=lambda b: b.le,
+    def buckets(histogram: str) -> tuple[Bucket, ...]:
+        found = (
+            Bucket(float(dict(labels)["le"]), int(value))
+            for (name, labels), value in values.items()
+            if name == f"{histogram}_bucket"
         )
-    )
+        return tuple(sorted(found, key=lambda b: b.le))
+
     return Figures(
         timers={s.value: one("timerd_timers", status=s.value) for s in Status},
         created=one("timerd_timers_created_total"),
@@ -129,16 +158,23 @@ def parse_figures(text: str) -> Figures:
         failed=one("timerd_deliveries_total", outcome="failed"),
         heap_size=one("timerd_scheduler_heap_size"),
         in_flight=one("timerd_outbound_in_flight"),
-        lateness=lateness,
+        lateness=buckets(LATENESS),
+        overdue=buckets(OVERDUE),
     )
 
 
 def format_seconds(value: float | None) -> str:
-    """Return a duration for people: `0.8 ms`, `12 ms`, `1.50 s`, or `-` for None."""
+    """Return a duration for people: `0.8 ms`, `12 ms`, `1.50 s`, `4.0 min`, `2.0 h`, `-`."""
     if value is None:
         return "-"
     if value < 0.01:
         return f"{value * 1000:.2f} ms"
     if value < 1:
         return f"{value * 1000:.0f} ms"
-    return f"{value:.2f} s"
+    if value < 120:
+        return f"{value:.2f} s"
+    if value < 2 * 3600:
+        return f"{value / 60:.1f} min"
+    if value < 2 * 86400:
+        return f"{value / 3600:.1f} h"
+    return f"{value / 86400:.1f} d"

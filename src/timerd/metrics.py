@@ -8,6 +8,10 @@ from timerd.models import Outcome, Status
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# late starts reach hours (a daemon down overnight): buckets up to a day, so a quantile is a
+# measured estimate, not the top bucket's bound
+_LATENESS_BUCKETS = (*_LATENCY_BUCKETS, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
+_OVERDUE_BUCKETS = (*_LATENESS_BUCKETS, 7 * 24 * 3600, 30 * 24 * 3600)  # a machine off for weeks
 
 
 class Metrics:
@@ -30,8 +34,15 @@ class Metrics:
         )
         self.lateness_seconds = Histogram(
             "timerd_fire_lateness_seconds",
-            "How long after its due time a timer's first attempt started.",
-            buckets=_LATENCY_BUCKETS,
+            "How long after its due time a timer's first attempt started (scheduling lateness).",
+            buckets=_LATENESS_BUCKETS,
+            registry=r,
+        )
+        self.overdue_seconds = Histogram(
+            "timerd_fire_overdue_seconds",
+            "The same for timers due over 1 s before they were created or changed, or while "
+            "timerd was down: not scheduling lateness.",
+            buckets=_OVERDUE_BUCKETS,
             registry=r,
         )
         self.commit_seconds = Histogram(

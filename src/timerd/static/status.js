@@ -98,9 +98,12 @@
       text.textContent = "";
       return;
     }
-    text.textContent = `p50 ${duration(lateness.p50)} · p99 ${duration(lateness.p99)} · ` +
-      `${lateness.count} first attempts`;
     const buckets = lateness.buckets;
+    // past the top bucket there is no estimate, only a lower bound
+    const top = buckets.length > 1 ? buckets[buckets.length - 2][0] : null;
+    const quantile = (v) => (v === "+Inf" ? `over ${duration(top)}` : duration(v));
+    text.textContent = `p50 ${quantile(lateness.p50)} · p99 ${quantile(lateness.p99)} · ` +
+      `${lateness.count} first attempts`;
     const counts = buckets.map(([, c], i) => c - (i ? buckets[i - 1][1] : 0));
     const max = Math.max(...counts, 1);
     const W = 520, H = 150, left = 30, bottom = 26, top = 8;
