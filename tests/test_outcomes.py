@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from timerd.firing.outcome_log import OutcomeEntry, OutcomeLog
 from timerd.models import Attempt, Outcome, Timer
-from timerd.outcomes import OutcomeEntry, OutcomeLog
 
 
 def entry(n: int) -> tuple[Timer, Attempt]:

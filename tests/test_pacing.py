@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from timerd import pacing
-from timerd.dispatch import Dispatcher
+from timerd.firing import pacing
+from timerd.firing.dispatch import Dispatcher
 from timerd.models import Timer
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.fakes import FakeClock, settle
 from timerd.clock import SystemClock
-from timerd.scheduler import Scheduler
+from timerd.firing.scheduler import Scheduler
 
 
 @pytest.fixture

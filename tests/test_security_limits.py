@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from tests.conftest import Receiver, make_settings
 from timerd.api import SERVICE
 from timerd.daemon import build_app
-from timerd.pending import PendingCount
+from timerd.firing.live_count import LiveCount
 
 MakeApi = Callable[..., Awaitable[TestClient[Any, Any]]]
 AiohttpClient = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -78,7 +78,7 @@ async def test_the_count_is_rebuilt_from_the_store_at_boot(
 
 
 def test_pending_count_arithmetic() -> None:
-    count = PendingCount(limit=10)
+    count = LiveCount(limit=10)
     count.add(2)  # creates before the boot count started: included in the count
     start = count.mark_count_start()
     count.add(1)  # a create while the count runs: may or may not be in it
@@ -86,7 +86,7 @@ def test_pending_count_arithmetic() -> None:
     assert count.value == 8
     count.add(-1)
     assert count.value == 7
-    unlimited = PendingCount(limit=0)
+    unlimited = LiveCount(limit=0)
     unlimited.add(10**9)
     unlimited.check(1)
 

@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import Receiver
 from tests.fakes import FakeClock, settle
-from timerd import service as service_module
 from timerd.delivery import Deliverer, DeliveryPolicy
+from timerd.firing import due_loop
 from timerd.models import Attempt, Status, Timer, new_id
 from timerd.service import ServiceLimits, TimerService
 from timerd.store import SqliteStore
@@ -84,15 +84,15 @@ async def test_only_the_window_lives_in_memory(
     await harness.store.insert_timers(far)
     svc = harness.service
     await svc.start()
-    await settle(lambda: len(svc.scheduler) > 0)
-    assert len(svc.scheduler) <= 60  # only the next 60 s of timers are loaded
+    await settle(lambda: len(svc.firing.scheduler) > 0)
+    assert len(svc.firing.scheduler) <= 60  # only the next 60 s of timers are loaded
     late = await svc.create([CreateSpec(url=receiver.url, fire_at=t0 + 30.5)])
     biggest = 0
     for step in range(1, 62):
         clock.set(t0 + step * 10)
         expected = min(600, step * 10) + (1 if step * 10 >= 30.5 else 0)
         await receiver.wait_for(expected, timeout_s=10)
-        biggest = max(biggest, len(svc.scheduler))
+        biggest = max(biggest, len(svc.firing.scheduler))
     assert biggest <= 100
     ids = receiver.ids()
     assert len(ids) == len(set(ids)) == 601
@@ -110,8 +110,8 @@ async def test_count_limited_window_pages_through_a_crowded_instant(
         t0 = clock.now()
         await h.store.insert_timers([stored(receiver.url, t0 + 5, t0) for _ in range(450)])
         await h.service.start()
-        await settle(lambda: len(h.service.scheduler) > 0)
-        assert len(h.service.scheduler) <= 100
+        await settle(lambda: len(h.service.firing.scheduler) > 0)
+        assert len(h.service.firing.scheduler) <= 100
         clock.set(t0 + 5)
         await receiver.wait_for(450, timeout_s=20)
         assert len(set(receiver.ids())) == 450
@@ -166,7 +166,7 @@ async def test_cancel_removes_a_scheduled_timer(
     )
     cancelled = await svc.cancel(drop.id)
     assert cancelled.status is Status.CANCELLED
-    assert drop.id not in svc.scheduler
+    assert drop.id not in svc.firing.scheduler
     clock.set(t0 + 20)
     await receiver.wait_for(1)
     await settle(lambda: clock.sleepers >= 1)
@@ -219,7 +219,7 @@ async def test_a_delivery_frees_its_slot_before_its_outcome_commits(
         t.status is Status.PENDING for t in await harness.store.get_timers([t.id for t in timers])
     )
     gate.set()
-    await settle(lambda: not harness.service._claims)
+    await settle(lambda: not harness.service.store.claims)
     rows = await harness.store.get_timers([t.id for t in timers])
     assert sorted(t.status for t in rows) == [Status.FIRED] * 5
     assert sorted(receiver.ids()) == sorted(t.id for t in timers)  # each once
@@ -228,7 +228,7 @@ async def test_a_delivery_frees_its_slot_before_its_outcome_commits(
 async def test_the_window_fills_in_chunks_without_skipping_any_timer(
     tmp_path: Path, clock: FakeClock, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service_module, "_REFILL_CHUNK", 7)
+    monkeypatch.setattr(due_loop, "_REFILL_CHUNK", 7)
     h = Harness(tmp_path, clock, limits(window_max=100))
     await h.start()
     try:
@@ -236,8 +236,8 @@ async def test_the_window_fills_in_chunks_without_skipping_any_timer(
         timers = [stored(receiver.url, t0 + 1 + i / 10, t0) for i in range(300)]
         await h.store.insert_timers(timers)
         await h.service.start()
-        await settle(lambda: len(h.service.scheduler) >= 50)  # several chunks, one per step
-        assert len(h.service.scheduler) <= 100
+        await settle(lambda: len(h.service.firing.scheduler) >= 50)  # several chunks, one per step
+        assert len(h.service.firing.scheduler) <= 100
         late = await h.service.create([CreateSpec(url=receiver.url, fire_at=t0 + 2.05)])
         clock.set(t0 + 40)
         await receiver.wait_for(301, timeout_s=20)

@@ -110,13 +110,13 @@ async def test_a_failed_change_racing_a_refill_strands_nothing(
     (timer,) = await svc.create([CreateSpec(url=receiver.url, fire_at=t0 + due_in)])
     await svc.start()
     await settle(lambda: clock.sleepers >= 1)
-    assert (timer.id in svc.scheduler) is in_window
+    assert (timer.id in svc.firing.scheduler) is in_window
 
     store.hold = failing
     attempt = asyncio.create_task(CHANGES[change](svc, timer))
     await asyncio.wait_for(store.entered.wait(), 5)
     clock.set(t0 + 5.0)  # the window moves past the timer while the change is held
-    await settle(lambda: clock.sleepers >= 1 and svc._horizon[0] >= t0 + 8)
+    await settle(lambda: clock.sleepers >= 1 and svc.firing._horizon[0] >= t0 + 8)
     store.release.set()
     with pytest.raises(Unavailable):
         await attempt
@@ -157,16 +157,16 @@ async def test_a_change_that_succeeds_during_a_refill_leaves_one_schedule(
 
     store.update_timer = held_update  # type: ignore[method-assign]
     attempt = asyncio.create_task(CHANGES[change](svc, timer))
-    await settle(lambda: timer.id in svc._claims)
+    await settle(lambda: timer.id in svc.store.claims)
     clock.set(t0 + 5.0)
-    await settle(lambda: clock.sleepers >= 1 and svc._horizon[0] >= t0 + 8)
+    await settle(lambda: clock.sleepers >= 1 and svc.firing._horizon[0] >= t0 + 8)
     hold.set()
     changed = await attempt
     if changed.next_at is None:
-        assert timer.id not in svc.scheduler
+        assert timer.id not in svc.firing.scheduler
     clock.set(t0 + 20.0)
     hits = await receiver.wait_for(1 if changed.status is Status.CANCELLED else 2, timeout_s=5)
-    await settle(lambda: not svc._claims)
+    await settle(lambda: not svc.store.claims)
     assert receiver.ids()[-1] == sentinel.id
     expected = [] if changed.status is Status.CANCELLED else [timer.id]
     assert [tid for tid in receiver.ids() if tid != sentinel.id] == expected  # once, or never
@@ -191,7 +191,7 @@ async def test_a_timer_queued_behind_a_busy_host_can_be_changed(
         timers = await svc.create([CreateSpec(url=receiver.url, fire_at=t0) for _ in range(4)])
         await svc.start()
         await receiver.wait_for(1)
-        await settle(lambda: len(svc._dispatcher) == 4)  # one on the wire, three queued
+        await settle(lambda: len(svc.firing._dispatcher) == 4)  # one on the wire, three queued
         on_wire = receiver.ids()[0]
         cancelled, fired, moved = (t for t in timers if t.id != on_wire)
         with pytest.raises(Conflict, match="being delivered"):
@@ -202,7 +202,7 @@ async def test_a_timer_queued_behind_a_busy_host_can_be_changed(
         assert later.next_at == t0 + 60
         release.set()
         await receiver.wait_for(2)
-        await settle(lambda: not svc._claims and len(svc._dispatcher) == 0)
+        await settle(lambda: not svc.store.claims and len(svc.firing._dispatcher) == 0)
         assert sorted(receiver.ids()) == sorted([on_wire, fired.id])
         clock.set(t0 + 61)
         await receiver.wait_for(3)

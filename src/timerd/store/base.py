@@ -1,7 +1,8 @@
 """The `Store` contract. Its docstrings are the contract every backend must honour.
 
-SQLite is the only backend today; a PostgreSQL one (several daemons sharing one timer set)
-would add claiming of due timers, but keeps every method below with the same meaning.
+Claims (which timer is being delivered or changed) belong to the store: SQLite keeps them
+in this process (`LocalClaims`); a backend shared by several processes keeps them in the
+database behind the same methods.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from timerd.models import Attempt, Status, Timer
+from timerd.store.claims import LocalClaims
 
 Cursor = tuple[float, str]
 """A keyset position: `(time, id)`; listings continue strictly after it."""
@@ -30,6 +32,9 @@ class IdempotencyRecord:
 
 class Store(Protocol):
     """Durable timers, their delivery history and idempotency records."""
+
+    claims: LocalClaims
+    """Which timers are being delivered or changed now; see timerd.store.claims."""
 
     async def open(self) -> None:
         """Open (creating and migrating if needed) the database.

@@ -27,6 +27,7 @@ import aiosqlite
 from timerd.errors import Conflict, DatabaseError, TimerdError, Unavailable
 from timerd.models import LIVE_STATUSES, Attempt, Outcome, Status, Timer
 from timerd.store.base import Cursor, IdempotencyRecord
+from timerd.store.claims import LocalClaims
 from timerd.store.migrations import migrate
 
 log = logging.getLogger(__name__)
@@ -311,6 +312,7 @@ class SqliteStore:
         on_commit: Callable[[float, int], None] | None = None,
     ) -> None:
         self.path = path
+        self.claims = LocalClaims()  # one process owns a SQLite database (see locking)
         self._synchronous = synchronous
         self._attempts_kept = attempts_kept
         self._write_queue_max = write_queue_max

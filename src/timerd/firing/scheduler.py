@@ -70,10 +70,6 @@ class Scheduler:
             due.append((at, timer_id))
         return due
 
-    def wake(self) -> None:
-        """Make a pending `sleep_until_due` return now."""
-        self._wake.set()
-
     async def sleep_until_due(self, limit_s: float) -> None:
         """Sleep until the head is due, a wake-up, or `limit_s` seconds, whichever is first.
 

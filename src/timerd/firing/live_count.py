@@ -13,7 +13,7 @@ from __future__ import annotations
 from timerd.errors import TooManyTimers
 
 
-class PendingCount:
+class LiveCount:
     """An in-memory count of live timers checked against a limit (0: no limit)."""
 
     def __init__(self, limit: int) -> None:
