@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from timerd.errors import Conflict, DatabaseError, TimerdError, Unavailable
+from timerd.folders import make_private_dirs
 from timerd.models import LIVE_STATUSES, Attempt, Outcome, Status, Timer
 from timerd.store.base import Cursor, IdempotencyRecord
 from timerd.store.migrations import migrate
@@ -274,8 +275,7 @@ def prepare_file(path: Path, synchronous: str = "full") -> None:
     database, is corrupt or cannot be opened; never overwrites one.
     """
     try:
-        if not path.parent.exists():
-            path.parent.mkdir(mode=0o700, parents=True)
+        make_private_dirs(path.parent)
         if not path.exists():
             os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     except OSError as exc:
