@@ -846,3 +846,10 @@ class SqliteStore:
             (route, key),
         )
         return IdempotencyRecord(*rows[0]) if rows else None
+
+    async def count_due(self, until: float) -> int:
+        """Return how many live timers are due by `until` (a walk of the due-time index)."""
+        rows = await self._read(
+            "SELECT count(*) FROM timers WHERE next_at IS NOT NULL AND next_at <= ?", (until,)
+        )
+        return int(rows[0][0])
