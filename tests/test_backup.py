@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import stat
 import time
@@ -11,10 +12,13 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from click.testing import CliRunner
 
 from timerd.backup import backup_database, backup_target
+from timerd.cli import cli
 from timerd.config import Settings
 from timerd.errors import DatabaseError
+from timerd.locking import DatabaseLock
 from timerd.models import Timer, new_id
 from timerd.store import SqliteStore
 
@@ -106,9 +110,76 @@ async def test_backup_replaces_an_old_copy_atomically(tmp_path: Path) -> None:
     await _database_with(db, 3)
     target = tmp_path / "copy.db"
     target.write_bytes(b"old copy")
-    assert backup_database(db, target).timers == 3
+    assert backup_database(db, target, force=True).timers == 3
     assert len(_ids_in(target)) == 3
     assert _leftovers(tmp_path) == []
+
+
+async def test_an_existing_target_is_kept_without_force(tmp_path: Path) -> None:
+    db = tmp_path / "timerd.db"
+    await _database_with(db, 1)
+    target = tmp_path / "copy.db"
+    target.write_bytes(b"keep me")
+    with pytest.raises(DatabaseError, match="already exists; add --force"):
+        backup_database(db, target)
+    assert target.read_bytes() == b"keep me"
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["timerd.db", "timerd.db-wal", "timerd.db-shm", "timerd.db.lock"])
+async def test_never_the_databases_own_files_even_with_force(tmp_path: Path, name: str) -> None:
+    db = tmp_path / "timerd.db"
+    store = SqliteStore(db)
+    await store.open()  # a live database: its -wal and -shm exist
+    try:
+        DatabaseLock(db).path.write_bytes(b"123")
+        own = tmp_path / name
+        before = own.read_bytes() if own.exists() else None
+        with pytest.raises(DatabaseError, match="the backup would overwrite the database"):
+            backup_database(db, own, force=True)
+        assert (own.read_bytes() if own.exists() else None) == before
+    finally:
+        await store.close()
+
+
+async def test_own_files_are_known_by_identity_not_only_by_name(tmp_path: Path) -> None:
+    db = tmp_path / "timerd.db"
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        wal = tmp_path / "timerd.db-wal"
+        hard = tmp_path / "elsewhere.db"
+        os.link(wal, hard)  # the live -wal under a name that says nothing
+        soft = tmp_path / "copy.db"
+        soft.symlink_to(db)
+        for target in (hard, soft, tmp_path / "sub" / ".." / "timerd.db-shm"):
+            with pytest.raises(DatabaseError, match="the backup would overwrite the database"):
+                backup_database(db, target, force=True)
+        assert os.stat(hard).st_ino == os.stat(wal).st_ino
+        assert soft.is_symlink()
+    finally:
+        await store.close()
+
+
+def test_the_cli_refuses_in_one_line_and_replaces_with_force(tmp_path: Path) -> None:
+    db = tmp_path / "timerd.db"
+    asyncio.run(_database_with(db, 2))
+    target = tmp_path / "copy.db"
+    target.write_bytes(b"old copy")
+    runner = CliRunner()
+    refused = runner.invoke(cli, ["backup", str(target), "--db", str(db)])
+    assert refused.exit_code == 1
+    assert refused.stderr.strip().splitlines() == [
+        f"timerd: error: {target} already exists; add --force to replace it"
+    ]
+    assert target.read_bytes() == b"old copy"
+    wal = runner.invoke(cli, ["backup", f"{db}-wal", "--db", str(db), "--force"])
+    assert wal.exit_code == 1
+    assert len(wal.stderr.strip().splitlines()) == 1
+    assert "-wal file" in wal.stderr
+    done = runner.invoke(cli, ["backup", str(target), "--db", str(db), "--force"])
+    assert done.exit_code == 0, done.output
+    assert len(_ids_in(target)) == 2
 
 
 async def test_a_folder_target_gets_a_dated_file(tmp_path: Path) -> None:
@@ -139,7 +210,7 @@ def test_a_file_that_is_not_a_timerd_database_leaves_the_target_alone(tmp_path: 
     target = tmp_path / "copy.db"
     target.write_bytes(b"keep me")
     with pytest.raises(DatabaseError, match="not a timerd database"):
-        backup_database(source, target)
+        backup_database(source, target, force=True)
     assert target.read_bytes() == b"keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.db", "other.db"]
 

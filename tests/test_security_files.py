@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from tests.conftest import Receiver, make_settings
 from timerd.cli import cli
 from timerd.daemon import build_app
+from timerd.folders import make_private_dirs
 from timerd.locking import DatabaseLock
 from timerd.logs import configure_logging
 
@@ -52,6 +53,32 @@ async def test_database_wal_shm_and_folder_are_private(
     assert _mode(db.parent) == 0o700
     for path in (db, wal, shm):
         assert _mode(path) == 0o600, path
+
+
+@pytest.mark.usefixtures("open_umask")
+async def test_every_folder_made_for_the_database_is_private(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    os.chmod(tmp_path, 0o755)
+    db = tmp_path / "a" / "b" / "timerd.db"
+    await aiohttp_client(build_app(make_settings(tmp_path, db=db)))
+    for folder in (tmp_path / "a", db.parent):
+        assert _mode(folder) == 0o700, folder
+    assert _mode(tmp_path) == 0o755  # a folder that was there keeps its mode
+
+
+@pytest.mark.usefixtures("open_umask")
+def test_private_dirs_leave_existing_folders_alone_and_refuse_a_file(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    make_private_dirs(tmp_path / "x" / "y")
+    assert (_mode(tmp_path), _mode(tmp_path / "x"), _mode(tmp_path / "x" / "y")) == (
+        0o755,
+        0o700,
+        0o700,
+    )
+    (tmp_path / "file").write_text("")
+    with pytest.raises(FileExistsError):
+        make_private_dirs(tmp_path / "file" / "z")
 
 
 @pytest.mark.usefixtures("open_umask")

@@ -4,7 +4,9 @@ The copy is read in one step from its own read-only connection. In WAL mode a re
 one consistent snapshot and never blocks the daemon's writer, so the backup holds every
 transaction committed before it began (every acknowledged timer) and nothing half-written.
 It is written to a temporary file beside the target, checked, synced and renamed into place,
-so the target path is always either the old file or a complete new copy.
+so the target path is always either the old file or a complete new copy. An existing target
+is replaced only when asked (`force`), and never when it is one of the database's own files:
+renamed over the live `-wal`, a copy would become the daemon's log.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from timerd.errors import DatabaseError
+from timerd.locking import DatabaseLock
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -40,10 +43,11 @@ def backup_target(target: Path, *, now: float | None = None) -> Path:
     return target
 
 
-def backup_database(source: Path, target: Path) -> BackupResult:
+def backup_database(source: Path, target: Path, *, force: bool = False) -> BackupResult:
     """Copy the timerd database at `source` to `target` (mode 0600) and return what was written.
 
     Blocking. Raises DatabaseError when the source is missing or not a timerd database, the
+    target exists (unless `force`) or is one of the database's own files (always), the
     target folder is missing or not writable, or the copy fails its check; the target is
     left as it was in every failure.
     """
@@ -51,8 +55,11 @@ def backup_database(source: Path, target: Path) -> BackupResult:
     target = backup_target(target.expanduser())
     if not source.is_file():
         raise DatabaseError(f"no database at {source}")
-    if target.exists() and target.resolve() == source.resolve():
-        raise DatabaseError(f"the backup would overwrite the database itself: {target}")
+    own = _own_file(source, target)
+    if own is not None:
+        raise DatabaseError(f"the backup would overwrite {own}: {target}")
+    if target.exists() and not force:
+        raise DatabaseError(f"{target} already exists; add --force to replace it")
     if not target.parent.is_dir():
         raise DatabaseError(f"no folder {target.parent} to write the backup in")
     started = time.monotonic()
@@ -72,6 +79,31 @@ def backup_database(source: Path, target: Path) -> BackupResult:
         raise
     _fsync_dir(target.parent)
     return BackupResult(target, target.stat().st_size, timers, time.monotonic() - started)
+
+
+def _own_file(source: Path, target: Path) -> str | None:
+    """Name which of the database's own files `target` is (by path or by file), or None."""
+    own = [("the database itself", source), ("the database's lock", DatabaseLock(source).path)]
+    for spelling in (source, source.resolve()):  # SQLite names them after either
+        for suffix in ("-wal", "-shm"):
+            companion = spelling.with_name(spelling.name + suffix)
+            own.append((f"the database's {suffix} file", companion))
+    target_real = target.resolve()
+    target_id = _identity(target)
+    for what, path in own:
+        if path.resolve() == target_real:
+            return what
+        if target_id is not None and _identity(path) == target_id:
+            return what  # the same file under another name: a hard link, another mount
+    return None
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _copy(source: Path, dest: Path) -> int:

@@ -38,13 +38,19 @@ def _fail(message: str) -> NoReturn:
     default=None,
     help="TOML config file to find the database in (env TIMERD_CONFIG).",
 )
-def backup(path: Path, db: Path | None, config_file: Path | None) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace PATH if it exists (never the database's own files: db, -wal, -shm, lock).",
+)
+def backup(path: Path, db: Path | None, config_file: Path | None, force: bool) -> None:
     """Copy the database to PATH, safely, even while the daemon runs.
 
     Uses SQLite's online backup API from a separate read-only connection, so the daemon
     keeps serving and the copy holds every timer acknowledged before it started. The copy
     is written beside PATH, checked, then renamed into place (mode 0600). If PATH is a
-    folder, the copy is named timerd-YYYYMMDD-HHMMSS.db inside it.
+    folder, the copy is named timerd-YYYYMMDD-HHMMSS.db inside it. An existing file is
+    replaced only with --force.
 
     \b
     Example:
@@ -56,7 +62,7 @@ def backup(path: Path, db: Path | None, config_file: Path | None) -> None:
         except ConfigError as exc:
             raise click.UsageError(str(exc)) from None
     try:
-        result = backup_database(db, path)
+        result = backup_database(db, path, force=force)
     except TimerdError as exc:
         _fail(str(exc))
     click.echo(

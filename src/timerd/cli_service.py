@@ -21,6 +21,7 @@ import platformdirs
 
 from timerd import servicefiles as sf
 from timerd.cli_errors import CliError
+from timerd.folders import make_private_dirs
 
 # ProtectHome=yes in the system unit makes these invisible to the service.
 _HIDDEN_FROM_SYSTEM = (PurePosixPath("/home"), PurePosixPath("/root"), PurePosixPath("/run/user"))
@@ -169,7 +170,7 @@ def _do(step: Step) -> None:
 
 def _write(path: Path, content: str) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(path.parent)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(content, encoding="utf-8")
         tmp.chmod(0o644)
@@ -194,7 +195,7 @@ def _carry_out(plan: Plan, dry_run: bool) -> None:
         return
     for folder in plan.dirs:
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(folder)
         except OSError as exc:
             raise CliError(f"cannot create {folder}: {exc.strerror}") from None
         click.echo(f"created: {folder}/")

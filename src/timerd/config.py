@@ -99,7 +99,12 @@ class Settings:
     write_queue_max: int = _setting(
         50_000, "Most writes waiting for a commit before creates get 503.", min=10
     )
-    grace_s: float = _setting(10.0, "On shutdown, how long in-flight deliveries may finish.", min=0)
+    grace_s: float = _setting(
+        10.0,
+        "On shutdown, how long in-flight deliveries may finish (never less than "
+        "attempt_timeout_s + 1).",
+        min=0,
+    )
     attempts_kept: int = _setting(20, "Delivery attempts kept in each timer's history.", min=1)
     idempotency_retention_s: float = _setting(
         86_400.0, "How long an Idempotency-Key is remembered.", min=1

@@ -7,11 +7,11 @@ a signal, shutdown. A signal handler only sets a flag; a second one forces the e
 from __future__ import annotations
 
 import asyncio
-import errno
 import gc
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 
@@ -25,6 +25,8 @@ from timerd.clock import Clock, SystemClock
 from timerd.config import Settings
 from timerd.delivery import Deliverer, DeliveryPolicy
 from timerd.errors import ConfigError, TimerdError
+from timerd.folders import make_private_dirs
+from timerd.listening import LISTEN_BACKLOG, ListenError, listen_sockets
 from timerd.locking import DatabaseLock
 from timerd.logs import configure_logging
 from timerd.metrics import Metrics
@@ -35,6 +37,9 @@ from timerd.store import SqliteStore
 from timerd.validation import BodyLimits
 
 log = logging.getLogger(__name__)
+
+OUTCOME_COMMIT_S = 1.0
+"""Added to `attempt_timeout_s` in a clean stop, for the last attempt's outcome to commit."""
 
 
 def build_app(
@@ -99,15 +104,33 @@ def build_app(
         await store.open()
         try:
             await deliverer.start()
+            overdue = await store.count_due(clock.now())
+            if overdue:
+                log.info(
+                    "catching up on %d timers that fell due while timerd was down "
+                    "(at most %g a second)",
+                    overdue,
+                    settings.catchup_rate_per_s,
+                )
             await service.start()
             yield
-            await service.stop(settings.grace_s)
+            await service.stop(stop_grace_s(settings))
         finally:
             await deliverer.close()
             await store.close()
 
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+def stop_grace_s(settings: Settings) -> float:
+    """Return how long a clean stop lets deliveries finish: `grace_s`, but never too short.
+
+    An attempt cut short by the stop is sent again at the next boot, so a receiver that
+    answered late would get it twice across a clean restart. An attempt ends by itself within
+    `attempt_timeout_s`; the stop waits that long, plus a moment to commit its outcome.
+    """
+    return max(settings.grace_s, settings.attempt_timeout_s + OUTCOME_COMMIT_S)
 
 
 def run(settings: Settings) -> int:
@@ -118,12 +141,21 @@ def run(settings: Settings) -> int:
     except ConfigError as exc:
         print(f"timerd: error: {exc}", file=sys.stderr, flush=True)
         return 2
-    import os as _os
-
-    if _os.environ.get("SWI"):
-        sys.setswitchinterval(float(_os.environ["SWI"]))
+    # the port first: a start that cannot listen leaves no folder, database nor lock behind
     try:
-        settings.db.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        sockets = listen_sockets(settings.host, settings.port)
+    except ListenError as exc:
+        return _fail(str(exc))
+    try:
+        return _run_on(settings, sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _run_on(settings: Settings, sockets: list[socket.socket]) -> int:
+    try:
+        make_private_dirs(settings.db.parent)
     except OSError as exc:
         return _fail(f"cannot create {settings.db.parent}: {exc.strerror}")
     lock = DatabaseLock(settings.db)
@@ -132,9 +164,9 @@ def run(settings: Settings) -> int:
     except TimerdError as exc:
         return _fail(str(exc))
     except OSError as exc:
-        return _fail(f"cannot lock {lock.path}: {exc.strerror}")
+        return _fail(f"cannot lock {settings.db}: {exc.strerror}")
     try:
-        return _event_loop_run(_serve(settings))
+        return _event_loop_run(_serve(settings, sockets, lock))
     except TimerdError as exc:
         return _fail(str(exc))
     finally:
@@ -154,29 +186,29 @@ def _fail(message: str) -> int:
     return 1
 
 
-async def _serve(settings: Settings) -> int:
+async def _serve(settings: Settings, sockets: list[socket.socket], lock: DatabaseLock) -> int:
     stop = _stop_on_signals()  # before anything else, so an early SIGTERM is a clean stop too
     app = build_app(settings)
+
+    async def hold_lock(app: web.Application) -> None:
+        lock.hold()  # after the store opened, whose first connection came and went
+
+    app.on_startup.append(hold_lock)
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=settings.grace_s
     )
-    await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.host, settings.port, backlog=2048)
-        try:
-            await site.start()
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise _AddressInUse(settings) from None
-            raise _BindError(settings, exc) from None
+        await runner.setup()  # inside: a failed start still stops what had started
+        for sock in sockets:
+            await web.SockSite(runner, sock, backlog=LISTEN_BACKLOG).start()
         settle_heap()
-        host, port = runner.addresses[0][:2]
-        print(f"listening on http://{_url_host(str(host))}:{port}", flush=True)
-        log.info("timerd serving %s on http://%s:%d", settings.db, host, port)
+        url = f"http://{_url_host(str(runner.addresses[0][0]))}:{runner.addresses[0][1]}"
+        print(f"listening on {url}", flush=True)  # the first line, whole: scripts read it
+        log.info("timerd serving %s on %s (press Ctrl+C to stop)", settings.db, url)
         sdnotify.ready()
         await stop.wait()
         sdnotify.stopping()
-        log.info("stopping: draining deliveries for up to %.1f s", settings.grace_s)
+        log.info("stopping: draining deliveries for up to %.1f s", stop_grace_s(settings))
     finally:
         await runner.cleanup()
     log.info("stopped cleanly")
@@ -213,16 +245,3 @@ def _stop_on_signals() -> asyncio.Event:
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-class _AddressInUse(TimerdError):
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(
-            f"port {settings.port} on {settings.host} is already in use "
-            "(another timerd?); choose one with --port"
-        )
-
-
-class _BindError(TimerdError):
-    def __init__(self, settings: Settings, exc: OSError) -> None:
-        super().__init__(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}")

@@ -117,3 +117,7 @@ class Store(Protocol):
     async def purge_idempotency(self, before: float) -> int:
         """Forget idempotency records created before `before`; return how many."""
         ...
+
+    async def count_due(self, until: float) -> int:
+        """Return how many live timers are due by `until` (at boot: how many are overdue)."""
+        ...

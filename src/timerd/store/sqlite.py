@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from timerd.errors import Conflict, DatabaseError, TimerdError, Unavailable
+from timerd.folders import make_private_dirs
 from timerd.models import LIVE_STATUSES, Attempt, Outcome, Status, Timer
 from timerd.store.base import Cursor, IdempotencyRecord
 from timerd.store.claims import LocalClaims
@@ -275,8 +276,7 @@ def prepare_file(path: Path, synchronous: str = "full") -> None:
     database, is corrupt or cannot be opened; never overwrites one.
     """
     try:
-        if not path.parent.exists():
-            path.parent.mkdir(mode=0o700, parents=True)
+        make_private_dirs(path.parent)
         if not path.exists():
             os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     except OSError as exc:
@@ -848,3 +848,10 @@ class SqliteStore:
             (route, key),
         )
         return IdempotencyRecord(*rows[0]) if rows else None
+
+    async def count_due(self, until: float) -> int:
+        """Return how many live timers are due by `until` (a walk of the due-time index)."""
+        rows = await self._read(
+            "SELECT count(*) FROM timers WHERE next_at IS NOT NULL AND next_at <= ?", (until,)
+        )
+        return int(rows[0][0])
