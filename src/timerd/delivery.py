@@ -21,9 +21,10 @@ from timerd import __version__
 from timerd.models import Timer
 from timerd.outbound import OutboundPolicy, PolicyResolver, blocked_reason
 from timerd.signing import signature_headers
-from timerd.webhook_http import HEAD_LIMIT, BadAnswer, ReceiverClosed, WebhookClient
+from timerd.webhook_conn import BODY_LIMIT, BadAnswer, ReceiverClosed
+from timerd.webhook_http import NoAddress, WebhookClient
 
-BODY_READ_LIMIT = HEAD_LIMIT
+BODY_READ_LIMIT = BODY_LIMIT
 """Bytes of a receiver's answer read before the connection is dropped instead of reused."""
 
 
@@ -194,6 +195,8 @@ def _describe(exc: BaseException, url: str) -> str:
     """One readable line for a failed attempt, as kept in `last_error`."""
     if isinstance(exc, ReceiverClosed | BadAnswer):
         return str(exc)[:500]
+    if isinstance(exc, NoAddress):
+        return f"cannot connect to {host_key(url)}: {exc}"[:500]
     if isinstance(exc, ConnectionRefusedError | socket.gaierror) or (
         isinstance(exc, OSError) and exc.strerror
     ):
