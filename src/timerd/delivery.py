@@ -21,9 +21,10 @@ from timerd import __version__
 from timerd.models import Timer
 from timerd.outbound import OutboundPolicy, PolicyResolver, blocked_reason
 from timerd.signing import signature_headers
-from timerd.webhook_http import HEAD_LIMIT, BadAnswer, ReceiverClosed, WebhookClient
+from timerd.webhook_conn import BODY_LIMIT, BadAnswer, ReceiverClosed
+from timerd.webhook_http import NoAddress, WebhookClient
 
-BODY_READ_LIMIT = HEAD_LIMIT
+BODY_READ_LIMIT = BODY_LIMIT
 """Bytes of a receiver's answer read before the connection is dropped instead of reused."""
 
 
@@ -67,11 +68,15 @@ def backoff_s(
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Return the seconds a `Retry-After` header asks for (delta or HTTP date), or None."""
+    """Return the seconds a `Retry-After` header asks for (delta or HTTP date), or None.
+
+    Never raises: an unreadable value is as good as none.
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    # isdigit() alone takes "\xb9" and other non-ASCII digits, which float() refuses
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         return max(0.0, parsedate_to_datetime(value).timestamp() - now)
@@ -150,8 +155,6 @@ class Deliverer:
         try:
             # models.webhook_url's rule; the client keeps each base URL parsed once
             answer = await self._client.post(timer.url, headers, timer.id, deadline)
-            status = answer.status
-            retry_after = parse_retry_after(answer.retry_after, time.time())
         except TimeoutError:
             return self._failed(
                 started_at, started, f"timed out after {self.policy.attempt_timeout_s:g} s"
@@ -164,8 +167,10 @@ class Deliverer:
         finally:
             self.in_flight -= 1
         duration_ms = (time.perf_counter() - started) * 1000
-        if 200 <= status < 300:
+        status = answer.status
+        if 200 <= status < 300:  # delivered, whatever else the answer says
             return DeliveryResult(True, status, None, started_at, duration_ms)
+        retry_after = parse_retry_after(answer.retry_after, time.time())
         if retry_after is not None:
             retry_after = min(retry_after, self.policy.retry_after_max_s)
         return DeliveryResult(
@@ -194,6 +199,8 @@ def _describe(exc: BaseException, url: str) -> str:
     """One readable line for a failed attempt, as kept in `last_error`."""
     if isinstance(exc, ReceiverClosed | BadAnswer):
         return str(exc)[:500]
+    if isinstance(exc, NoAddress):
+        return f"cannot connect to {host_key(url)}: {exc}"[:500]
     if isinstance(exc, ConnectionRefusedError | socket.gaierror) or (
         isinstance(exc, OSError) and exc.strerror
     ):

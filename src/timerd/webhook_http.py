@@ -5,7 +5,8 @@ Why not aiohttp's ClientSession: measured on the 2-core benchmark machine it spe
 core. A webhook needs far less of HTTP: one method, no body, no redirects, no cookies, and
 of the answer only the status, `Retry-After`, and enough framing to reuse the connection.
 This client does that on asyncio protocols (about 30 us a request) and still takes DNS from
-an aiohttp resolver, so the outbound policy checks every resolved address.
+an aiohttp resolver, so the outbound policy checks every resolved address. Answers are
+framed in webhook_conn (by httptools), idle connections kept in webhook_pool.
 """
 
 from __future__ import annotations
@@ -16,39 +17,24 @@ import contextlib
 import ipaddress
 import socket
 import ssl
-import time
-from collections import deque
 from dataclasses import dataclass
-from typing import cast
 from urllib.parse import quote, unquote, urlsplit
 
 from aiohttp.abc import AbstractResolver
 
 from timerd.models import append_segment
+from timerd.webhook_conn import Connection, HttpAnswer, ReceiverClosed
+from timerd.webhook_pool import IdlePool, Origin
 
-HEAD_LIMIT = 64 * 1024
-"""Largest response head accepted; a longer one is an error."""
 _SAFE = "/%:@!$&'()*+,;=-._~?"
 _TARGET_CACHE = 4096
 
 
-@dataclass(frozen=True, slots=True)
-class HttpAnswer:
-    """What a receiver answered: its status and, if any, its Retry-After header."""
+class NoAddress(ConnectionError):
+    """The receiver's host name resolved to no address at all."""
 
-    status: int
-    retry_after: str | None
-
-
-class ReceiverClosed(ConnectionError):
-    """The receiver closed the connection before a complete answer head."""
-
-    def __str__(self) -> str:
-        return "the receiver closed the connection without an answer"
-
-
-class BadAnswer(ConnectionError):
-    """The receiver's answer was not HTTP/1.x as we know it."""
+    def __init__(self, host: str) -> None:
+        super().__init__(f"{host} resolved to no address")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +53,7 @@ class _Target:
         return f"{path}?{self.query}" if self.query else path
 
     @property
-    def origin(self) -> tuple[str, str, int]:
+    def origin(self) -> Origin:
         return self.scheme, self.host, self.port
 
 
@@ -91,149 +77,6 @@ def _parse_target(url: str) -> _Target:
     return _Target(parts.scheme, host, port, host_header, path, query, authorization)
 
 
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection; parses one answer at a time."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self.reusable = False
-        self.idle_since = 0.0
-        self._buffer = bytearray()
-        self._answer: asyncio.Future[HttpAnswer] | None = None
-        self._body_left = 0  # bytes of body still to skip before reuse (-1: chunked)
-        self._chunk_state = b""
-        self.answered_bytes = 0  # of the current answer; 0 means the receiver said nothing
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.reusable = False
-        if self._answer is not None and not self._answer.done():
-            self._answer.set_exception(ReceiverClosed())
-
-    def close(self) -> None:
-        self.closed = True
-        self.reusable = False
-        if self.transport is not None:
-            self.transport.close()
-
-    def abort(self) -> None:
-        self.closed = True
-        self.reusable = False
-        if self.transport is not None:
-            self.transport.abort()
-
-    def send(self, request: bytes, deadline: float | None = None) -> asyncio.Future[HttpAnswer]:
-        """Write `request`; the future fails with TimeoutError at loop time `deadline`.
-
-        One timer handle per request: `asyncio.timeout` around each delivery cost several
-        times as much (a Timeout object, current_task, reschedule), at thousands a second.
-        """
-        assert self.transport is not None
-        loop = asyncio.get_running_loop()
-        answer = self._answer = loop.create_future()
-        self._buffer.clear()
-        self.reusable = False
-        self.answered_bytes = 0
-        self.transport.write(request)
-        if deadline is not None:
-            timer = loop.call_at(deadline, self._time_out, answer)
-            answer.add_done_callback(lambda _: timer.cancel())
-        return answer
-
-    def _time_out(self, answer: asyncio.Future[HttpAnswer]) -> None:
-        if not answer.done():
-            answer.set_exception(TimeoutError())
-            self.abort()  # mid-answer: the stream is unusable
-
-    def data_received(self, data: bytes) -> None:
-        if self._answer is None or self._answer.done():
-            self._skip_body(data)
-            return
-        self.answered_bytes += len(data)
-        self._buffer += data
-        end = self._buffer.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self._buffer) > HEAD_LIMIT:
-                self._fail(BadAnswer("the answer's head is too long"))
-            return
-        head = bytes(self._buffer[:end])
-        rest = bytes(self._buffer[end + 4 :])
-        self._buffer.clear()
-        try:
-            status, headers = _parse_head(head)
-        except ValueError as exc:
-            self._fail(BadAnswer(f"not an HTTP answer: {exc}"))
-            return
-        if 100 <= status < 200:  # 100 Continue and friends: the real answer follows
-            self.data_received(rest)
-            return
-        self._frame_body(status, headers)
-        self._answer.set_result(HttpAnswer(status, headers.get("retry-after")))
-        self._skip_body(rest)
-
-    def _frame_body(self, status: int, headers: dict[str, str]) -> None:
-        """Decide how much body to skip before the connection can be reused, if ever."""
-        keep_alive = headers.get("connection", "").lower() != "close"
-        if status in (204, 304):
-            self._body_left = 0
-        elif headers.get("transfer-encoding", "").lower() == "chunked":
-            self._body_left, self._chunk_state = -1, b""
-        elif "content-length" in headers and headers["content-length"].isdigit():
-            self._body_left = int(headers["content-length"])
-            if self._body_left > HEAD_LIMIT:  # not worth reading: drop the connection
-                keep_alive = False
-        else:  # the body runs until the receiver closes: never reusable
-            keep_alive = False
-        if not keep_alive:
-            self.close()
-        elif self._body_left == 0:
-            self.reusable = True
-
-    def _skip_body(self, data: bytes) -> None:
-        if self.closed or not data:
-            return
-        if self._body_left > 0:
-            self._body_left -= len(data)
-            if self._body_left < 0:  # more than the answer held: the stream is out of step
-                self.close()
-            elif self._body_left == 0:
-                self.reusable = True
-            return
-        if self._body_left == -1:
-            self._chunk_state += data
-            if len(self._chunk_state) > HEAD_LIMIT:
-                self.close()
-            elif self._chunk_state.endswith(b"0\r\n\r\n"):
-                self._body_left, self._chunk_state, self.reusable = 0, b"", True
-            return
-        self.close()  # bytes nobody asked for
-
-    def _fail(self, exc: Exception) -> None:
-        if self._answer is not None and not self._answer.done():
-            self._answer.set_exception(exc)
-        self.abort()
-
-
-def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
-    lines = head.decode("latin-1").split("\r\n")
-    version, _, rest = lines[0].partition(" ")
-    if not version.startswith("HTTP/1."):
-        raise ValueError(lines[0][:60])
-    code = rest[:3]
-    if len(code) != 3 or not code.isdigit():
-        raise ValueError(lines[0][:60])
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    return int(code), headers
-
-
 class WebhookClient:
     """Posts empty-bodied requests over pooled keep-alive connections."""
 
@@ -248,10 +91,7 @@ class WebhookClient:
     ) -> None:
         self._user_agent = user_agent
         self._resolver = resolver
-        self._idle_timeout_s = idle_timeout_s
-        self._max_idle = max_idle
-        self._idle: dict[tuple[str, str, int], deque[_Connection]] = {}
-        self._idle_count = 0
+        self.idle = IdlePool(max_idle=max_idle, idle_timeout_s=idle_timeout_s)  # tests read it
         self._ssl = ssl_context  # None: the system's trust store, made on first use
         self._targets: dict[str, _Target] = {}  # parsed base URLs: many timers share one
 
@@ -275,7 +115,7 @@ class WebhookClient:
                 self._targets.clear()
             target = self._targets[url] = _parse_target(url)
         request = self._request_bytes(target, headers, segment)
-        conn, reused = self._take_idle(target.origin), True
+        conn, reused = self.idle.take(target.origin), True
         if conn is None:
             conn, reused = await self._connect(target, deadline), False
         try:
@@ -312,44 +152,17 @@ class WebhookClient:
         lines.extend(f"{name}: {value}" for name, value in headers.items())
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
-    def _take_idle(self, origin: tuple[str, str, int]) -> _Connection | None:
-        pool = self._idle.get(origin)
-        now = time.monotonic()
-        while pool:
-            conn = pool.pop()
-            self._idle_count -= 1
-            if conn.closed or conn.transport is None or conn.transport.is_closing():
-                continue
-            if now - conn.idle_since > self._idle_timeout_s:
-                conn.close()
-                continue
-            return conn
-        return None
-
-    def _release(self, origin: tuple[str, str, int], conn: _Connection) -> None:
+    def _release(self, origin: Origin, conn: Connection) -> None:
         if not conn.reusable or conn.closed:
             conn.close()  # still skipping a body, or told to close: not worth keeping
             return
-        if self._idle_count >= self._max_idle:
-            self._evict_one()
-        conn.idle_since = time.monotonic()
-        self._idle.setdefault(origin, deque()).append(conn)
-        self._idle_count += 1
+        self.idle.put(origin, conn)
 
-    def _evict_one(self) -> None:
-        for origin, pool in self._idle.items():
-            if pool:
-                pool.popleft().close()
-                self._idle_count -= 1
-                if not pool:
-                    del self._idle[origin]
-                return
-
-    async def _connect(self, target: _Target, deadline: float | None) -> _Connection:
+    async def _connect(self, target: _Target, deadline: float | None) -> Connection:
         async with asyncio.timeout_at(deadline):  # rare: connections are kept alive
             return await self._open(target)
 
-    async def _open(self, target: _Target) -> _Connection:
+    async def _open(self, target: _Target) -> Connection:
         loop = asyncio.get_running_loop()
         addresses = await self._addresses(target)
         context = self._ssl_context() if target.scheme == "https" else None
@@ -357,7 +170,7 @@ class WebhookClient:
         for family, address in addresses:
             try:
                 _, conn = await loop.create_connection(
-                    _Connection,
+                    Connection,
                     address,
                     target.port,
                     family=family,
@@ -368,7 +181,8 @@ class WebhookClient:
                 last = exc
                 continue
             return conn
-        assert last is not None
+        if last is None:  # the resolver answered with no address at all
+            raise NoAddress(target.host)
         raise last
 
     async def _addresses(self, target: _Target) -> list[tuple[int, str]]:
@@ -392,9 +206,5 @@ class WebhookClient:
 
     async def close(self) -> None:
         """Close the idle connections (busy ones close with their request); idempotent."""
-        for pool in self._idle.values():
-            for conn in pool:
-                conn.close()
-        self._idle.clear()
-        self._idle_count = 0
+        self.idle.close()
         await asyncio.sleep(0)  # let the transports run their close callbacks
