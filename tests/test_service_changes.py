@@ -18,7 +18,7 @@ from aiohttp import web
 from tests.conftest import Hit, Receiver
 from tests.fakes import FakeClock, settle
 from tests.test_service import POLICY, limits
-from timerd.delivery import Deliverer, DeliveryPolicy
+from timerd.delivery import Deliverer, DeliveryPolicy, DeliveryResult
 from timerd.errors import Conflict, Unavailable
 from timerd.models import Status, Timer
 from timerd.service import TimerService
@@ -207,3 +207,43 @@ async def test_a_timer_queued_behind_a_busy_host_can_be_changed(
         clock.set(t0 + 61)
         await receiver.wait_for(3)
         assert receiver.ids()[-1] == moved.id
+
+
+class FlakyDeliverer(Deliverer):
+    """A real deliverer whose first send raises, as a bug in sending would."""
+
+    def __init__(self, policy: DeliveryPolicy) -> None:
+        super().__init__(policy)
+        self.raised = False
+
+    async def send(self, timer: Timer, attempt: int) -> DeliveryResult:
+        if not self.raised:
+            self.raised = True
+            raise RuntimeError("a bug")
+        return await super().send(timer, attempt)
+
+
+async def test_an_unexpected_error_in_sending_is_a_retried_attempt_not_a_lost_timer(
+    tmp_path: Path, clock: FakeClock, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SqliteStore(tmp_path / "t.db")
+    deliverer = FlakyDeliverer(POLICY)
+    await store.open()
+    await deliverer.start()
+    svc = TimerService(store, deliverer, clock, limits())
+    try:
+        (timer,) = await svc.create([CreateSpec(url=receiver.url, fire_at=clock.now())])
+        await svc.start()
+        await settle(lambda: deliverer.raised and not svc.store.claims)
+        clock.advance(1.0)  # past the backoff (POLICY's is at most 0.05 s)
+        (hit,) = await receiver.wait_for(1)
+        assert hit.path.endswith(timer.id)
+        await settle(lambda: not svc.store.claims)
+        attempts = await store.attempts(timer.id)
+        assert [a.outcome.value for a in attempts] == ["retry", "delivered"]
+        assert attempts[0].error == "internal error: RuntimeError: a bug"
+        assert "failed unexpectedly" in caplog.text
+    finally:
+        await svc.stop(1.0)
+        await deliverer.close()
+        await store.close()

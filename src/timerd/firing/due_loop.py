@@ -274,7 +274,7 @@ class DueLoop:
         attempt_no = timer.attempts + 1
         queued = False
         try:
-            result = await self.deliverer.send(timer, attempt_no)
+            result = await self._send(timer, attempt_no)
             if attempt_no == 1:
                 self._observe_lateness(timer, result.started_at)
             self.metrics.delivery_seconds.observe(result.duration_ms / 1000)
@@ -286,6 +286,17 @@ class DueLoop:
         finally:
             if not queued:
                 self.claims.release(timer.id)
+
+    async def _send(self, timer: Timer, attempt_no: int) -> DeliveryResult:
+        """Send one attempt; a bug in sending is a failed attempt, retried, not a lost timer."""
+        started_at, started = time.time(), time.perf_counter()
+        try:
+            return await self.deliverer.send(timer, attempt_no)
+        except Exception as exc:  # the guard: log it, and let the retry rule take the timer
+            log.exception("delivery of %s failed unexpectedly", timer.id)
+            duration_ms = (time.perf_counter() - started) * 1000
+            error = f"internal error: {type(exc).__name__}: {exc}"[:500]
+            return DeliveryResult(False, None, error, started_at, duration_ms)
 
     def _observe_lateness(self, timer: Timer, started_at: float) -> None:
         """Count a first attempt's lateness, apart for timers that were due before we knew."""
