@@ -100,8 +100,8 @@
     }
     const buckets = lateness.buckets;
     // past the top bucket there is no estimate, only a lower bound
-    const top = buckets.length > 1 ? buckets[buckets.length - 2][0] : null;
-    const quantile = (v) => (v === "+Inf" ? `over ${duration(top)}` : duration(v));
+    const topBound = buckets.length > 1 ? buckets[buckets.length - 2][0] : null;
+    const quantile = (v) => (v === "+Inf" ? `over ${duration(topBound)}` : duration(v));
     text.textContent = `p50 ${quantile(lateness.p50)} · p99 ${quantile(lateness.p99)} · ` +
       `${lateness.count} first attempts`;
     const counts = buckets.map(([, c], i) => c - (i ? buckets[i - 1][1] : 0));
