@@ -113,6 +113,12 @@ class Settings:
     )
     token_file: str = _setting("", "File whose first line is the API token (if token is empty).")
     insecure: bool = _setting(False, "Allow listening on a non-loopback address without a token.")
+    allowed_hosts: tuple[str, ...] = _setting(
+        (),
+        "Host names (any port) the API answers without a token, besides loopback and its own "
+        "address; '*.example.com' patterns.",
+        list=True,
+    )
     allow_networks: tuple[str, ...] = _setting(
         (), "Webhook destination networks allowed (CIDR list; beats a shorter deny).", list=True
     )
