@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from timerd.auth import auth_middleware
+from timerd.body_deadline import body_deadline_middleware
 from timerd.errors import (
     BadRequest,
     FieldError,
@@ -415,16 +416,19 @@ def build_api(
     max_body_bytes: int,
     token: str = "",
     *,
+    body_timeout_s: float,
     host_rule: HostRule | None = None,
 ) -> web.Application:
     """Return the aiohttp application serving the API over `service`; `token`: required bearer.
 
-    `host_rule` names the Host values answered without a token (default: loopback only).
+    `body_timeout_s` bounds a request body; `host_rule` names the Host values answered
+    without a token (default: loopback only).
     """
     middlewares = [
         problem_middleware,
         host_origin_middleware(host_rule or HostRule(), check_host=not token),
         *([auth_middleware(token, is_public_path)] if token else []),
+        body_deadline_middleware(body_timeout_s),
     ]
     app = web.Application(middlewares=middlewares, client_max_size=max_body_bytes)
     app[SERVICE] = service

@@ -74,6 +74,9 @@ class Settings:
     )
     max_delay_s: float = _setting(TEN_YEARS_S, "Longest delay a timer may have.", min=0)
     max_body_bytes: int = _setting(1_048_576, "Largest request body accepted.", min=1024)
+    request_body_timeout_s: float = _setting(
+        30.0, "Longest a request body may take to arrive; slower ones get 408.", min=0.001
+    )
     max_url_length: int = _setting(2048, "Longest webhook URL accepted.", min=16)
     batch_max: int = _setting(1000, "Most timers in one POST /timers/batch.", min=1)
     list_limit_max: int = _setting(1000, "Largest page size of GET /timers.", min=1)

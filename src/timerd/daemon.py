@@ -99,6 +99,7 @@ def build_app(
         limits,
         settings.max_body_bytes,
         read_token(settings),
+        body_timeout_s=settings.request_body_timeout_s,
         host_rule=HostRule.from_settings(settings),
     )
 
