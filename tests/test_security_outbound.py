@@ -7,6 +7,7 @@ a forbidden one next. No test connects anywhere but 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -23,7 +24,14 @@ from timerd.daemon import build_app
 from timerd.delivery import Deliverer, DeliveryPolicy
 from timerd.errors import ConfigError
 from timerd.models import Timer
-from timerd.outbound import OutboundBlocked, OutboundPolicy, PolicyResolver
+from timerd.outbound import (
+    OutboundBlocked,
+    OutboundPolicy,
+    PolicyResolver,
+    carried_ipv4,
+    resolver_name,
+)
+from timerd.webhook_http import WebhookClient
 
 AiohttpClient = Callable[..., Awaitable[TestClient[Any, Any]]]
 MakeApi = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -342,4 +350,194 @@ async def test_a_literal_is_rechecked_when_sent(receiver: Receiver) -> None:
     assert result.permanent
     assert result.error is not None
     assert "127.0.0.1" in result.error
+    assert receiver.hits == []
+
+
+# Unicode spellings of a name (issue 14, item 10) --------------------------------------------
+
+FULLWIDTH_LOCALHOST = "\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54"  # full-width letters
+CIRCLED_LOCALHOST = "\u24db\u24de\u24d2\u24d0\u24db\u24d7\u24de\u24e2\u24e3"  # circled letters
+IDEOGRAPHIC_METADATA = "metadata\u3002google\u3002internal"
+LOCALHOST_SPELLINGS = [
+    FULLWIDTH_LOCALHOST,
+    CIRCLED_LOCALHOST,
+    "LOCALHOST",
+    "localhost.",
+    "localhost\u3002",  # an ideographic full stop as the root
+    "\uff2c\uff2f\uff23\uff21\uff2c\uff28\uff2f\uff33\uff34\uff0e",  # full-width capitals and dot
+]
+DENY_LOCALHOST = OutboundPolicy.from_settings(Settings(deny_hosts=("localhost",)))
+
+
+def _port(receiver: Receiver) -> int:
+    return int(receiver.url.split(":")[2].split("/")[0])
+
+
+@pytest.mark.parametrize(
+    ("spelling", "name"),
+    [
+        (FULLWIDTH_LOCALHOST, "localhost"),
+        (CIRCLED_LOCALHOST, "localhost"),
+        (IDEOGRAPHIC_METADATA, "metadata.google.internal"),
+        ("metadata\uff0egoogle\uff61internal", "metadata.google.internal"),
+        ("B\u00fccher.Example.", "xn--bcher-kva.example"),
+        ("\uff11\uff12\uff17.\uff10.\uff10.\uff11", "127.0.0.1"),
+        ("my_service", "my_service"),  # not an IDNA label, yet a name resolvers take
+        ("::1", "::1"),
+    ],
+)
+def test_names_are_judged_as_the_resolver_is_asked_for_them(spelling: str, name: str) -> None:
+    assert resolver_name(spelling) == name
+
+
+@pytest.mark.parametrize("spelling", LOCALHOST_SPELLINGS)
+def test_deny_hosts_catches_every_spelling(spelling: str) -> None:
+    reason = DENY_LOCALHOST.check_host(spelling)
+    assert reason is not None
+    assert "'localhost' in deny_hosts" in reason
+    assert DENY_LOCALHOST.check_url(f"http://{spelling}:8000/hook") is not None
+
+
+def test_the_default_deny_hosts_catch_metadata_with_other_dots() -> None:
+    for spelling in (IDEOGRAPHIC_METADATA, "METADATA\uff0egoogle\uff61internal\uff0e"):
+        reason = LOCAL.check_host(spelling)
+        assert reason is not None
+        assert "deny_hosts" in reason
+
+
+def test_patterns_are_normalised_too() -> None:
+    policy = OutboundPolicy.from_settings(
+        Settings(deny_hosts=("*.B\u00fccher.example", FULLWIDTH_LOCALHOST))
+    )
+    assert policy.deny_hosts == ("*.xn--bcher-kva.example", "localhost")
+    assert policy.check_host("shop.b\u00fccher.example") is not None
+    assert policy.check_host("shop.xn--bcher-kva.example") is not None
+    assert policy.check_host("localhost") is not None
+    with pytest.raises(ConfigError, match="deny_hosts"):
+        OutboundPolicy.from_settings(Settings(deny_hosts=("*\u00fc.example",)))
+
+
+def test_a_name_with_no_idna_form_is_refused() -> None:
+    reason = LOCAL.check_host("a\u2603.example")
+    assert reason is not None
+    assert "international domain name" in reason
+
+
+@pytest.mark.parametrize("spelling", [*LOCALHOST_SPELLINGS, "127.0.0.1"])
+async def test_create_refuses_every_spelling_of_a_denied_name(
+    make_api: MakeApi, receiver: Receiver, spelling: str
+) -> None:
+    host = spelling if spelling != "127.0.0.1" else "localhost"
+    client = await make_api(deny_hosts=("localhost",))
+    url = f"http://{host}:{_port(receiver)}/hook"
+    resp = await client.post("/timers", json={"seconds": 0, "url": url})
+    assert resp.status == 422, await resp.text()
+    assert "deny_hosts" in (await resp.json())["errors"][0]["message"]
+    assert receiver.hits == []
+
+
+async def test_create_refuses_metadata_with_ideographic_dots(api: TestClient[Any, Any]) -> None:
+    url = f"http://{IDEOGRAPHIC_METADATA}/computeMetadata/v1"
+    resp = await api.post("/timers", json={"seconds": 0, "url": url})
+    assert resp.status == 422
+
+
+@pytest.mark.parametrize("spelling", [FULLWIDTH_LOCALHOST, CIRCLED_LOCALHOST])
+async def test_connect_time_applies_deny_hosts_to_the_resolved_name(
+    receiver: Receiver, spelling: str
+) -> None:
+    """The webhook client and the resolver alone (no create-time check): nothing is sent."""
+    url = f"http://{spelling}:{_port(receiver)}/hook"
+    allowing = WebhookClient(user_agent="t", resolver=PolicyResolver(LOCAL))
+    denying = WebhookClient(user_agent="t", resolver=PolicyResolver(DENY_LOCALHOST))
+    try:
+        answer = await allowing.post(url, {}, "AAAA")  # the spelling does reach localhost
+        assert answer.status == 200
+        assert len(receiver.hits) == 1
+        with pytest.raises(OutboundBlocked, match="host localhost matches 'localhost'"):
+            await denying.post(url, {}, "BBBB")
+    finally:
+        await allowing.close()
+        await denying.close()
+    assert receiver.ids() == ["AAAA"]
+
+
+async def test_the_resolver_asks_no_dns_for_a_denied_name() -> None:
+    inner = FlipResolver("127.0.0.1")
+    resolver = PolicyResolver(DENY_LOCALHOST, inner)
+    with pytest.raises(OutboundBlocked, match="deny_hosts"):
+        await resolver.resolve("LOCALHOST.", 80)
+    assert inner.calls == []
+
+
+# IPv6 forms that carry an IPv4 address (issue 14, item 11) ----------------------------------
+
+# each form of 169.254.169.254 (a9fe:a9fe) and of 127.0.0.1 (7f00:1)
+CARRIERS = {
+    "IPv4-compatible": ("::169.254.169.254", "::127.0.0.1"),
+    "NAT64": ("64:ff9b::169.254.169.254", "64:ff9b::7f00:1"),
+    "6to4": ("2002:a9fe:a9fe::1", "2002:7f00:1::"),
+    "IPv4-translated": ("::ffff:0:169.254.169.254", "::ffff:0:7f00:1"),
+    "Teredo": ("2001:0:4136:e378:8000:63bf:5601:5601", "2001:0:4136:e378:8000:63bf:80ff:fffe"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CARRIERS))
+def test_an_ipv6_form_is_judged_by_the_ipv4_address_inside(kind: str) -> None:
+    metadata, loopback = CARRIERS[kind]
+    for policy in (LOCAL, PUBLIC):
+        reason = policy.check_host(metadata)
+        assert reason is not None, (kind, metadata)
+        assert f"({kind}) carries 169.254.169.254" in reason
+        assert "deny_networks" in reason
+    assert LOCAL.check_host(loopback) is None  # loopback is fine for a loopback-bound daemon
+    reason = PUBLIC.check_host(loopback)
+    assert reason is not None
+    assert "carries 127.0.0.1" in reason
+
+
+def test_ipv6_loopback_and_plain_ipv6_are_not_mistaken_for_ipv4() -> None:
+    assert carried_ipv4(ipaddress.IPv6Address("::1")) is None
+    assert carried_ipv4(ipaddress.IPv6Address("2606:4700::1111")) is None
+    assert LOCAL.check_host("::1") is None
+    assert PUBLIC.check_host("2606:4700::1111") is None
+    assert PUBLIC.check_host("64:ff9b::93.184.216.34") is None  # NAT64 to a public host
+
+
+def test_an_ipv6_deny_rule_still_holds_for_a_carrier() -> None:
+    policy = OutboundPolicy.from_settings(Settings(deny_networks=("2002::/16",)))
+    assert policy.check_host("2002:5db8:d822::1") is not None  # 6to4 of 93.184.216.34
+
+
+DENY_127 = (*Settings().deny_networks, "127.0.0.0/8")
+
+
+@pytest.mark.parametrize("kind", sorted(CARRIERS))
+async def test_create_refuses_a_carrier_of_a_denied_ipv4_network(
+    make_api: MakeApi, receiver: Receiver, kind: str
+) -> None:
+    client = await make_api(deny_networks=DENY_127)
+    direct = await client.post("/timers", json={"seconds": 0, "url": receiver.url})
+    assert direct.status == 422  # the receiver's own address is denied: the baseline
+    literal = CARRIERS[kind][1]
+    url = f"http://[{literal}]:{_port(receiver)}/hook"
+    resp = await client.post("/timers", json={"seconds": 0, "url": url})
+    assert resp.status == 422, await resp.text()
+    assert "carries 127.0.0.1" in (await resp.json())["errors"][0]["message"]
+
+
+@pytest.mark.parametrize("kind", sorted(CARRIERS))
+async def test_a_name_resolving_to_a_carrier_is_failed_at_once(
+    aiohttp_client: AiohttpClient, tmp_path: Path, receiver: Receiver, kind: str
+) -> None:
+    resolver = FlipResolver(CARRIERS[kind][0])
+    app = build_app(make_settings(tmp_path, max_attempts=3), resolver=resolver)
+    client = await aiohttp_client(app)
+    url = f"http://carrier.test:{_port(receiver)}/hook"
+    created = await client.post("/timers", json={"seconds": 0, "url": url})
+    assert created.status == 201  # a name: no DNS at create time
+    failed = await _wait_final(client, (await created.json())["id"])
+    assert failed["status"] == "failed"
+    assert failed["attempts"] == 1  # blocked, not a connection error to retry
+    assert f"({kind}) carries 169.254.169.254" in failed["last_error"]
     assert receiver.hits == []

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from timerd.auth import auth_middleware
+from timerd.body_deadline import body_deadline_middleware
 from timerd.errors import (
     BadRequest,
     FieldError,
@@ -31,6 +32,7 @@ from timerd.errors import (
 from timerd.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from timerd.models import Status, Timer, is_plausible_id
 from timerd.openapi import openapi_document
+from timerd.origin_guard import HostRule, host_origin_middleware
 from timerd.service import TimerService
 from timerd.store import Cursor, IdempotencyRecord
 from timerd.validation import BodyLimits, parse_batch, parse_create, parse_patch
@@ -409,10 +411,25 @@ def add_routes(app: web.Application) -> None:
 
 
 def build_api(
-    service: TimerService, limits: ApiLimits, max_body_bytes: int, token: str = ""
+    service: TimerService,
+    limits: ApiLimits,
+    max_body_bytes: int,
+    token: str = "",
+    *,
+    body_timeout_s: float,
+    host_rule: HostRule | None = None,
 ) -> web.Application:
-    """Return the aiohttp application serving the API over `service`; `token`: required bearer."""
-    middlewares = [problem_middleware, *([auth_middleware(token, is_public_path)] if token else [])]
+    """Return the aiohttp application serving the API over `service`; `token`: required bearer.
+
+    `body_timeout_s` bounds a request body; `host_rule` names the Host values answered
+    without a token (default: loopback only).
+    """
+    middlewares = [
+        problem_middleware,
+        host_origin_middleware(host_rule or HostRule(), check_host=not token),
+        *([auth_middleware(token, is_public_path)] if token else []),
+        body_deadline_middleware(body_timeout_s),
+    ]
     app = web.Application(middlewares=middlewares, client_max_size=max_body_bytes)
     app[SERVICE] = service
     app[LIMITS] = limits

@@ -51,8 +51,9 @@ def check_serve_settings(settings: Settings) -> None:
     """Refuse settings that would expose the daemon; raise ConfigError with one line.
 
     A non-loopback `host` needs a token unless `insecure` is set. The token file, the
-    signing secret and the outbound networks must also parse.
+    signing secret, the outbound rules and `allowed_hosts` must also parse.
     """
+    from timerd.origin_guard import HostRule
     from timerd.outbound import OutboundPolicy, is_loopback_host
     from timerd.signing import parse_secret
 
@@ -65,6 +66,7 @@ def check_serve_settings(settings: Settings) -> None:
     if settings.signing_secret:
         parse_secret(settings.signing_secret)
     OutboundPolicy.from_settings(settings)
+    HostRule.from_settings(settings)
 
 
 def token_matches(header: str | None, token: str) -> bool:

@@ -74,6 +74,9 @@ class Settings:
     )
     max_delay_s: float = _setting(TEN_YEARS_S, "Longest delay a timer may have.", min=0)
     max_body_bytes: int = _setting(1_048_576, "Largest request body accepted.", min=1024)
+    request_body_timeout_s: float = _setting(
+        30.0, "Longest a request body may take to arrive; slower ones get 408.", min=0.001
+    )
     max_url_length: int = _setting(2048, "Longest webhook URL accepted.", min=16)
     batch_max: int = _setting(1000, "Most timers in one POST /timers/batch.", min=1)
     list_limit_max: int = _setting(1000, "Largest page size of GET /timers.", min=1)
@@ -118,6 +121,12 @@ class Settings:
     )
     token_file: str = _setting("", "File whose first line is the API token (if token is empty).")
     insecure: bool = _setting(False, "Allow listening on a non-loopback address without a token.")
+    allowed_hosts: tuple[str, ...] = _setting(
+        (),
+        "Host names (any port) the API answers without a token, besides loopback and its own "
+        "address; '*.example.com' patterns.",
+        list=True,
+    )
     allow_networks: tuple[str, ...] = _setting(
         (), "Webhook destination networks allowed (CIDR list; beats a shorter deny).", list=True
     )

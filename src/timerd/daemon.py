@@ -30,6 +30,7 @@ from timerd.listening import LISTEN_BACKLOG, ListenError, listen_sockets
 from timerd.locking import DatabaseLock
 from timerd.logs import configure_logging
 from timerd.metrics import Metrics
+from timerd.origin_guard import HostRule
 from timerd.outbound import OutboundPolicy
 from timerd.service import ServiceLimits, TimerService
 from timerd.signing import parse_secret
@@ -98,7 +99,14 @@ def build_app(
         list_limit_max=settings.list_limit_max,
         retention_s=settings.idempotency_retention_s,
     )
-    app = build_api(service, limits, settings.max_body_bytes, read_token(settings))
+    app = build_api(
+        service,
+        limits,
+        settings.max_body_bytes,
+        read_token(settings),
+        body_timeout_s=settings.request_body_timeout_s,
+        host_rule=HostRule.from_settings(settings),
+    )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.open()

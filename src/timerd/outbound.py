@@ -14,8 +14,16 @@ Rules for an address, first match wins:
    name that `allow_hosts` names.
 3. Every other address is allowed.
 
+An IPv6 address that carries an IPv4 address (IPv4-mapped, IPv4-compatible, IPv4-translated,
+NAT64 `64:ff9b::/96`, 6to4 `2002::/16`, Teredo) reaches that IPv4 host through a translator or
+relay, so the IPv4 address inside must pass these rules too (a mapped one is judged as IPv4 only).
+
 Host name patterns (`example.com`, `*.example.com`, `*`) are matched before that; the most
-specific matching pattern of `allow_hosts` and `deny_hosts` decides (on a tie, deny).
+specific matching pattern of `allow_hosts` and `deny_hosts` decides (on a tie, deny). Names and
+patterns are first put in the form the resolver is asked for (`resolver_name`): UTS 46 mapping and
+IDNA 2008 A-labels, so a full-width or circled `localhost`, or `metadata` with ideographic
+full stops, meets the pattern it spells. The connect-time check applies `deny_hosts` again
+to the name that is actually resolved.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+import idna
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
@@ -52,6 +61,15 @@ LOCAL_NETWORKS: tuple[tuple[IPNetwork, str], ...] = tuple(
     )
 )
 _LOOPBACK_NAMES = ("localhost", "localhost.")
+# IPv6 ranges whose last 32 bits are an IPv4 destination (RFC 4291, 6052, 7915)
+_CARRIES_LOW_IPV4: tuple[tuple[IPNetwork, str], ...] = tuple(
+    (ipaddress.ip_network(net), kind)
+    for net, kind in (
+        ("64:ff9b::/96", "NAT64"),
+        ("::ffff:0:0:0/96", "IPv4-translated"),
+        ("::/96", "IPv4-compatible"),
+    )
+)
 _LEGACY_IPV4_CHARS = frozenset("0123456789abcdefxABCDEFX.")
 _HOST_CACHE_MAX = 4096
 
@@ -75,6 +93,56 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def resolver_name(host: str) -> str:
+    """Return `host` as a resolver is asked for it: ASCII, lower case, no trailing dot.
+
+    A name with non-ASCII characters gets the UTS 46 mapping (full-width and circled letters,
+    ideographic dots, case) and IDNA 2008 A-labels, as browsers and yarl do; ASCII labels stay
+    as they are (an underscore is no IDNA label, yet resolvers take it). Raises ValueError
+    for a name that has no such form.
+    """
+    if not host.isascii() and ":" not in host:
+        try:
+            mapped = idna.uts46_remap(host, std3_rules=False, transitional=False)
+            host = ".".join(
+                label if label.isascii() else idna.alabel(label).decode("ascii")
+                for label in mapped.split(".")
+            )
+        except (idna.IDNAError, UnicodeError) as exc:
+            raise ValueError(f"{host!r} is not a valid international domain name ({exc})") from None
+    return host.lower().rstrip(".")
+
+
+def _host_patterns(values: Iterable[str], name: str) -> tuple[str, ...]:
+    """Put host name patterns in `resolver_name` form, wildcards kept."""
+    patterns = []
+    for value in values:
+        try:
+            labels = [
+                label if "*" in label or "?" in label else resolver_name(label)
+                for label in idna.uts46_remap(value, std3_rules=False).split(".")
+            ]
+        except (ValueError, idna.IDNAError, UnicodeError):
+            raise ConfigError(f"{name}: {value!r} is not a host name pattern") from None
+        if any(not label.isascii() for label in labels):
+            raise ConfigError(f"{name}: {value!r}: write a wildcard label in ASCII")
+        patterns.append(".".join(labels).lower().rstrip("."))
+    return tuple(patterns)
+
+
+def carried_ipv4(ip: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Address] | None:
+    """Return (kind, address) of the IPv4 address an IPv6 address leads to, or None."""
+    if ip.sixtofour is not None:
+        return "6to4", ip.sixtofour
+    if ip.teredo is not None:
+        return "Teredo", ip.teredo[1]
+    for net, kind in _CARRIES_LOW_IPV4:
+        # :: and ::1 are IPv6's own unspecified and loopback addresses, not IPv4-compatible
+        if ip in net and int(ip) > 1:
+            return kind, ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
 
 
 def _parse_networks(values: Iterable[str], name: str) -> tuple[IPNetwork, ...]:
@@ -116,8 +184,8 @@ class OutboundPolicy:
         return cls(
             allow_networks=_parse_networks(settings.allow_networks, "allow_networks"),
             deny_networks=_parse_networks(settings.deny_networks, "deny_networks"),
-            allow_hosts=tuple(p.lower().rstrip(".") for p in settings.allow_hosts),
-            deny_hosts=tuple(p.lower().rstrip(".") for p in settings.deny_hosts),
+            allow_hosts=_host_patterns(settings.allow_hosts, "allow_hosts"),
+            deny_hosts=_host_patterns(settings.deny_hosts, "deny_hosts"),
             allow_local=is_loopback_host(settings.host),
         )
 
@@ -141,7 +209,10 @@ class OutboundPolicy:
         return reason
 
     def _check_host(self, host: str) -> str | None:
-        host = host.lower().rstrip(".")
+        try:
+            host = resolver_name(host)
+        except ValueError as exc:
+            return str(exc)
         verdict = self._host_verdict(host)
         if verdict is not None and not verdict[0]:
             return f"host {host} matches {verdict[1]!r} in deny_hosts"
@@ -156,19 +227,41 @@ class OutboundPolicy:
             return ip
         return self.check_ip(ip, host_allowed=host_allowed)
 
+    def check_name(self, host: str) -> str | None:
+        """Return why resolving `host` is blocked by `deny_hosts`, or None (connect time)."""
+        try:
+            key = resolver_name(host)
+        except ValueError as exc:
+            return str(exc)
+        verdict = self._host_verdict(key)
+        if verdict is not None and not verdict[0]:
+            return f"host {key} matches {verdict[1]!r} in deny_hosts"
+        return None
+
     def check_address(self, host: str, address: str) -> str | None:
         """Return why connecting to `address`, which `host` resolved to, is blocked, or None."""
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
             return f"{host} resolved to {address!r}, which is not an IP address"
-        verdict = self._host_verdict(host.lower().rstrip("."))
+        try:
+            verdict = self._host_verdict(resolver_name(host))
+        except ValueError:
+            verdict = None
         reason = self.check_ip(ip, host_allowed=verdict is not None and verdict[0])
         return None if reason is None else f"{host} resolved to {reason}"
 
     def check_ip(self, ip: IPAddress, *, host_allowed: bool = False) -> str | None:
         """Return why `ip` is blocked, or None (the rules of the module docstring)."""
         ip = _unmap(ip)
+        if isinstance(ip, ipaddress.IPv6Address) and (carried := carried_ipv4(ip)) is not None:
+            kind, inner = carried
+            reason = self._check_one_ip(inner, host_allowed)
+            if reason is not None:
+                return f"{ip} ({kind}) carries {reason}"
+        return self._check_one_ip(ip, host_allowed)
+
+    def _check_one_ip(self, ip: IPAddress, host_allowed: bool) -> str | None:
         best: tuple[int, bool, IPNetwork] | None = None
         for allowed, networks in ((True, self.allow_networks), (False, self.deny_networks)):
             for net in networks:
@@ -236,7 +329,14 @@ class PolicyResolver(AbstractResolver):
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
-        """Resolve with the inner resolver; keep only the allowed addresses."""
+        """Resolve with the inner resolver; keep only the allowed addresses.
+
+        A name `deny_hosts` forbids is refused before any DNS query, in the spelling it is
+        resolved in: the one the connection uses, whatever the URL said.
+        """
+        reason = self.policy.check_name(host)
+        if reason is not None:
+            raise OutboundBlocked(f"blocked by the outbound policy: {reason}")
         results = await self.inner.resolve(host, port, family)
         kept: list[ResolveResult] = []
         reasons: list[str] = []
