@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
 from timerd import sdnotify
+from timerd.address_file import AddressRecord, connect_url
 from timerd.api import ApiLimits, build_api
 from timerd.auth import check_serve_settings, read_token
 from timerd.clock import Clock, SystemClock
@@ -173,8 +174,13 @@ async def _serve(settings: Settings) -> int:
         host, port = runner.addresses[0][:2]
         print(f"listening on http://{_url_host(str(host))}:{port}", flush=True)
         log.info("timerd serving %s on http://%s:%d", settings.db, host, port)
-        sdnotify.ready()
-        await stop.wait()
+        # beside the database, so `timerd add --db` finds this daemon whatever its port
+        address = AddressRecord.publish(settings.db, connect_url(str(host), int(port)))
+        try:
+            sdnotify.ready()
+            await stop.wait()
+        finally:
+            address.withdraw()
         sdnotify.stopping()
         log.info("stopping: draining deliveries for up to %.1f s", settings.grace_s)
     finally:
