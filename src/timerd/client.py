@@ -67,9 +67,10 @@ class _Answer:
 
 def normalize_addr(addr: str) -> str:
     """Return `addr` as a base URL: `127.0.0.1:8000` means `http://127.0.0.1:8000`."""
-    text = addr.strip().rstrip("/")
+    text = addr.strip()
     if "://" not in text:
         text = "http://" + text
+    text = text.rstrip("/")
     try:
         parts = urllib.parse.urlsplit(text)
         parts.port  # noqa: B018  (raises ValueError for a bad port)
