@@ -38,22 +38,21 @@ def parse_instant(text: str) -> datetime:
 
 
 def format_left(seconds: float | None) -> str:
-    """Return time left as people read it: `3d4h`, `2h5m`, `4m10s`, `9s`, `0s`."""
+    """Return time left as people read it, to the nearest second unit: `3d4h`, `2h5m`, `9s`."""
     if seconds is None:
         return "-"
-    rest = max(0, round(seconds))
-    if rest == 0:
-        return "0s"
+    total = max(0, round(seconds))
+    for i, unit in enumerate(_UNITS_S[:-1]):
+        if total >= unit:
+            step = _UNITS_S[i + 1]
+            total = (total + step // 2) // step * step  # nearest hour under a day, ...
+            break
     parts: list[str] = []
     for unit, name in zip(_UNITS_S, _NAMES, strict=True):
-        count, rest = divmod(rest, unit)
-        if count or parts:
+        count, total = divmod(total, unit)
+        if count:
             parts.append(f"{count}{name}")
-        if len(parts) == 2:
-            break
-    while parts and parts[-1][0] == "0":  # `3d0h` reads better as `3d`
-        parts.pop()
-    return "".join(parts)
+    return "".join(parts[:2]) or "0s"
 
 
 def format_time(epoch: float | None) -> str:

@@ -269,3 +269,32 @@ async def test_db_reads_of_a_missing_file_fail_with_one_line(
         line = (await cli(*args, "--db", missing)).one_error_line()
         assert str(missing) in line
     assert not missing.exists(), "a read-only command must not create the database"
+
+
+async def test_import_defaults_to_the_configured_database_like_backup(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    """One rule for both (issue 16.9): without --db, the database `timerd serve` would use."""
+    line = {
+        "id": "P88flSRBiyaHc8EtoSR7JxY",
+        "url": "http://127.0.0.1:9/hook",
+        "status": "pending",
+        "fire_at": time.time() + 3600,
+        "created_at": time.time(),
+        "updated_at": time.time(),
+        "next_attempt_at": time.time() + 3600,
+        "attempts": 0,
+        "fired_at": None,
+        "last_status_code": None,
+        "last_error": None,
+    }
+    dump = tmp_path / "timers.jsonl"
+    dump.write_text(json.dumps(line) + "\n")
+    configured = tmp_path / "xdg-data" / "timerd" / "timerd.db"
+    imported = (await cli("import", dump)).ok()
+    assert imported.stdout == "imported 1, skipped 0\n"
+    assert imported.stderr == f"timerd: importing into {configured} (the configured database)\n"
+    rows = (await cli("list", "--json", "--db", configured)).ok().json()
+    assert [r["id"] for r in rows] == [line["id"]]
+    backed = (await cli("backup", tmp_path / "copy.db")).ok()
+    assert backed.stdout.startswith(f"backed up {configured} to ")
