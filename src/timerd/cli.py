@@ -320,7 +320,7 @@ def show(timer_id: str, as_json: bool, addr: str | None, db: Path | None, verbos
 
     \b
     Example:
-      timerd show 0kZ1dQIMlaHyP8ImH7a7fUg --json
+      timerd show P88hOXPkZ1dQIMlaHyP8ImH --json
     """
     if db is not None:
         if addr is not None:
@@ -371,7 +371,7 @@ def fire(timer_id: str, as_json: bool, addr: str | None, db: Path | None, verbos
 
     \b
     Example:
-      timerd fire 0kZ1dQIMlaHyP8ImH7a7fUg
+      timerd fire P88hOXPkZ1dQIMlaHyP8ImH
     """
     target = locate(addr, db, verbose=verbose)
     data = _call(target, lambda: target.client().fire(timer_id))
@@ -387,7 +387,7 @@ def cancel(timer_id: str, as_json: bool, addr: str | None, db: Path | None, verb
 
     \b
     Example:
-      timerd cancel 0kZ1dQIMlaHyP8ImH7a7fUg
+      timerd cancel P88hOXPkZ1dQIMlaHyP8ImH
     """
     target = locate(addr, db, verbose=verbose)
     data = _call(target, lambda: target.client().cancel(timer_id))
@@ -419,7 +419,7 @@ def reschedule(
 
     \b
     Example:
-      timerd reschedule 0kZ1dQIMlaHyP8ImH7a7fUg --in 10m
+      timerd reschedule P88hOXPkZ1dQIMlaHyP8ImH --in 10m
     """
     body: dict[str, Any] = {}
     if in_ is not None or at is not None:
@@ -446,7 +446,7 @@ def attempts(
 
     \b
     Example:
-      timerd attempts 0kZ1dQIMlaHyP8ImH7a7fUg
+      timerd attempts P88hOXPkZ1dQIMlaHyP8ImH
     """
     target = locate(addr, db, verbose=verbose)
     rows = _call(target, lambda: target.client().attempts(timer_id))
