@@ -264,7 +264,7 @@ async def test_cli_sends_the_token_from_env(live_server: str, tmp_path: Path) ->
     assert added.exit_code == 0, added.output
     listed = await _cli(["list", "--json", "--addr", live_server], env)
     assert listed.exit_code == 0, listed.output
-    assert added.output.strip() in listed.output
+    assert added.stdout.strip() in listed.output  # stderr says when it is due (SPEC)
 
 
 async def test_cli_reads_the_token_from_the_config_file(live_server: str, tmp_path: Path) -> None:

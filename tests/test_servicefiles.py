@@ -442,6 +442,20 @@ def test_system_refuses_paths_under_home() -> None:
         cli_service._check_system(True, True, [Path("/home/ann/.local/bin/timerd")])
 
 
+def test_system_install_from_home_says_what_works_from_a_checkout(
+    sandbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """timerd is not published, so `pipx install --global timerd` cannot work (issue 16.9)."""
+    monkeypatch.setattr(cli_service, "find_executable", lambda: Path("/home/ann/.venv/bin/timerd"))
+    result = CliRunner().invoke(cli_service.service, ["install", "--system", "--dry-run"])
+    assert result.exit_code == 1
+    line = result.output.strip()
+    assert "\n" not in line
+    assert "pipx install --global timerd" not in line
+    assert "sudo python3 -m venv /opt/timerd && sudo /opt/timerd/bin/pip install ." in line
+    assert "timerd-*.whl" in line
+
+
 def test_find_executable(tmp_path: Path) -> None:
     ran = tmp_path / "timerd"
     ran.write_text("#!/bin/sh\n")

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from timerd.address_file import record_path
 from timerd.errors import DatabaseError
 from timerd.locking import DatabaseLock
 
@@ -83,7 +84,11 @@ def backup_database(source: Path, target: Path, *, force: bool = False) -> Backu
 
 def _own_file(source: Path, target: Path) -> str | None:
     """Name which of the database's own files `target` is (by path or by file), or None."""
-    own = [("the database itself", source), ("the database's lock", DatabaseLock(source).path)]
+    own = [
+        ("the database itself", source),
+        ("the database's lock", DatabaseLock(source).path),
+        ("the daemon's address record", record_path(source)),
+    ]
     for spelling in (source, source.resolve()):  # SQLite names them after either
         for suffix in ("-wal", "-shm"):
             companion = spelling.with_name(spelling.name + suffix)

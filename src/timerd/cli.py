@@ -6,14 +6,11 @@ Exit codes: 0 success, 1 the operation failed (not found, conflict, unreachable)
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import re
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,10 +18,20 @@ import click
 
 from timerd import __version__
 from timerd.cli_errors import CliError
-from timerd.client import DEFAULT_ADDR, Client, configured_client
+from timerd.cli_list import read_db, render_table, run_async
+from timerd.cli_target import (
+    Target,
+    addr_option,
+    configured_db,
+    daemon_db_option,
+    locate,
+    verbose_option,
+)
+from timerd.cli_time import format_left, format_time, parse_duration, parse_instant
+from timerd.client import ApiError
 from timerd.config import env_name, load_settings, setting_fields
 from timerd.errors import ConfigError, TimerdError
-from timerd.models import Status, Timer, redact_url
+from timerd.models import Status, redact_url
 from timerd.store import SqliteStore
 from timerd.transfer import export_line, import_timers, iter_store, parse_lines
 
@@ -32,7 +39,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 STATUS_CHOICES = [*(s.value for s in Status), "all"]
-_DURATION_RE = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?")
 
 
 class UsageLineError(click.UsageError):
@@ -94,31 +100,23 @@ class TimerdGroup(click.Group):
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
-    try:
-        return asyncio.run(coro)
-    except TimerdError as exc:
-        raise CliError(str(exc)) from None
+    return run_async(coro)
 
 
-def _call(fn: Callable[[], T]) -> T:
+def _call(target: Target | None, fn: Callable[[], T], flags: dict[str, str] | None = None) -> T:
+    """Run a daemon call; its error becomes one line naming the daemon, with the user's flags.
+
+    `flags` maps API fields to the options that set them (`fire_at` is `--at`).
+    """
     try:
         return fn()
     except TimerdError as exc:
-        raise CliError(str(exc)) from None
-
-
-# shared option groups ---------------------------------------------------------------------
-
-
-def addr_option(fn: F) -> F:
-    """Add `--addr`, the daemon to talk to."""
-    return click.option(
-        "--addr",
-        envvar="TIMERD_ADDR",
-        default=DEFAULT_ADDR,
-        show_default=True,
-        help="URL of the running daemon (env TIMERD_ADDR).",
-    )(fn)
+        message = str(exc)
+        if isinstance(exc, ApiError) and exc.errors and flags:
+            message = "; ".join(f"{flags.get(f, f)}: {m}" for f, m in exc.errors)
+        if target is not None and target.addr not in message:
+            message += f" (timerd at {target.addr})"
+        raise CliError(message) from None
 
 
 def db_option(fn: F) -> F:
@@ -138,18 +136,9 @@ def json_option(fn: F) -> F:
     )
 
 
-def _client(addr: str) -> Client:
-    """Return a client for `addr` with the API token of the same config `serve` reads."""
-    try:
-        return configured_client(addr)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
-
-
-def _check_source(ctx: click.Context, db: Path | None) -> None:
-    source = ctx.get_parameter_source("addr")
-    if db is not None and source not in (None, click.core.ParameterSource.DEFAULT):
-        raise click.UsageError("give either --addr or --db, not both")
+def daemon_options(fn: F) -> F:
+    """Add `--addr`, `--db` (the daemon running on it) and `--verbose`."""
+    return addr_option(daemon_db_option(verbose_option(fn)))
 
 
 # the group --------------------------------------------------------------------------------
@@ -223,47 +212,69 @@ def serve(config_file: Path | None, **flags: Any) -> None:
     sys.exit(run(settings))
 
 
-def parse_duration(text: str) -> float:
-    """Parse `1h2m3s`, `90s`, `10m`, `1.5s` into seconds."""
-    match = _DURATION_RE.fullmatch(text.strip())
-    if not text.strip() or match is None or not any(match.groups()):
-        raise click.BadParameter(f"{text!r} is not a duration like 1h2m3s, 10m or 90s")
-    hours, minutes, seconds = match.groups()
-    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
-
-
 def _time_body(
     in_: str | None,
     at: str | None,
     hours: int | None,
     minutes: int | None,
     seconds: float | None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], float]:
+    """Return the body's time fields and the due instant they ask for (as of now)."""
     parts = [in_ is not None, at is not None, any(v is not None for v in (hours, minutes, seconds))]
     if sum(parts) > 1:
         raise click.UsageError("give one of --in, --at, or --hours/--minutes/--seconds")
+    now = time.time()
     if in_ is not None:
-        return {"seconds": parse_duration(in_)}
+        delay_s = parse_duration(in_)
+        return {"seconds": delay_s}, now + delay_s
     if at is not None:
-        return {"fire_at": at}
+        when = parse_instant(at)  # local time when it has no offset: the API needs one
+        return {"fire_at": when.isoformat()}, when.timestamp()
     if parts[2]:
         body: dict[str, Any] = {}
         for name, value in (("hours", hours), ("minutes", minutes), ("seconds", seconds)):
             if value is not None:
                 body[name] = value
-        return body
+        delay_s = (hours or 0) * 3600 + (minutes or 0) * 60 + (seconds or 0)
+        return body, now + delay_s
     raise click.UsageError("say when: --in 1h2m3s, --at INSTANT, or --hours/--minutes/--seconds")
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            parse_duration(value)
+        except click.BadParameter as exc:
+            exc.ctx, exc.param = ctx, param
+            raise
+    return value
+
+
+def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            parse_instant(value)
+        except click.BadParameter as exc:
+            exc.ctx, exc.param = ctx, param
+            raise
+    return value
+
+
+_TIME_FLAGS = {"fire_at": "--at", "url": "URL"}
+_DURATION_HELP = "Delay like 1d12h, 1.5h, 10m or 90s (units d, h, m, s; fractions allowed)."
+_INSTANT_HELP = "Due time, RFC 3339: 2026-12-24T10:00:00 is local time, or give an offset/Z."
 
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("url")
-@click.option("--in", "in_", metavar="DURATION", help="Delay like 1h2m3s, 10m or 90s.")
-@click.option("--at", metavar="INSTANT", help="Due instant, RFC 3339 with an offset.")
+@click.option("--in", "in_", metavar="DURATION", callback=_duration, help=_DURATION_HELP)
+@click.option("--at", metavar="INSTANT", callback=_instant, help=_INSTANT_HELP)
 @click.option("--hours", type=click.IntRange(min=0), help="Hours of delay.")
 @click.option("--minutes", type=click.IntRange(min=0), help="Minutes of delay.")
 @click.option("--seconds", type=click.FloatRange(min=0), help="Seconds of delay.")
 @click.option("--idempotency-key", help="Create at most once for this key (24 h).")
-@addr_option
+@json_option
+@daemon_options
 def add(
     url: str,
     in_: str | None,
@@ -272,102 +283,30 @@ def add(
     minutes: int | None,
     seconds: float | None,
     idempotency_key: str | None,
-    addr: str,
+    as_json: bool,
+    addr: str | None,
+    db: Path | None,
+    verbose: bool,
 ) -> None:
-    """Create a timer that POSTs to URL/<id>; print its id.
+    """Create a timer that POSTs to URL/<id>: print its id, and on stderr when it is due.
+
+    One of --in, --at or --hours/--minutes/--seconds is required.
 
     \b
     Example:
       timerd add https://example.com/hook --in 4h0m1s
+      id=$(timerd add https://example.com/hook --at 2026-12-24T10:00:00)
     """
-    body = {"url": url, **_time_body(in_, at, hours, minutes, seconds)}
-    timer_id = _call(lambda: _client(addr).create(body, idempotency_key))
-    click.echo(timer_id)
-
-
-def _fmt_time(epoch: float | None) -> str:
-    if epoch is None:
-        return "-"
-    return datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
-
-
-def _table(rows: list[dict[str, Any]]) -> None:
-    headers = ["ID", "STATUS", "FIRE AT", "LEFT", "ATTEMPTS", "URL"]
-    cells = [
-        [
-            r["id"],
-            r["status"],
-            _fmt_time(r["fire_at"]),
-            f"{r['time_left']}s",
-            str(r["attempts"]),
-            redact_url(r["url"]),
-        ]
-        for r in rows
-    ]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-    for line in [headers, *cells]:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
-
-
-async def _read_db(db: Path, fn: Callable[[SqliteStore], Coroutine[Any, Any, T]]) -> T:
-    store = SqliteStore(db, read_only=True)
-    await store.open()
-    try:
-        return await fn(store)
-    finally:
-        await store.close()
-
-
-@cli.command("list", context_settings=CONTEXT)
-@click.option(
-    "--status",
-    type=click.Choice(STATUS_CHOICES),
-    default="all",
-    show_default=True,
-    help="Only timers in this status.",
-)
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="Show at most this many timers.",
-)
-@json_option
-@addr_option
-@db_option
-@click.pass_context
-def list_(
-    ctx: click.Context, status: str, limit: int, as_json: bool, addr: str, db: Path | None
-) -> None:
-    """List timers by due time.
-
-    \b
-    Example:
-      timerd list --status pending --limit 20
-    """
-    _check_source(ctx, db)
-    if db is not None:
-        wanted = None if status == "all" else Status(status)
-
-        async def read(store: SqliteStore) -> list[Timer]:
-            found: list[Timer] = []
-            async for timer in iter_store(store, wanted):
-                found.append(timer)
-                if len(found) >= limit:
-                    break
-            return found
-
-        now = time.time()
-        rows = [t.to_json(now) for t in _run(_read_db(db, read))]
-    else:
-        rows = _call(lambda: list(_client(addr).iter_timers(status, limit)))
+    body, due_at = _time_body(in_, at, hours, minutes, seconds)
+    body = {"url": url, **body}
+    target = locate(addr, db, verbose=verbose)
+    timer_id = _call(target, lambda: target.client().create(body, idempotency_key), _TIME_FLAGS)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
-    elif rows:
-        _table(rows)
-    else:
-        click.echo("no timers", err=True)
+        click.echo(json.dumps({"id": timer_id, "fire_at": round(due_at, 3)}))
+        return
+    click.echo(timer_id)
+    left = format_left(due_at - time.time())
+    click.echo(f"due {format_time(due_at)} (in {left})", err=True)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -375,22 +314,24 @@ def list_(
 @json_option
 @addr_option
 @db_option
-@click.pass_context
-def show(ctx: click.Context, timer_id: str, as_json: bool, addr: str, db: Path | None) -> None:
+@verbose_option
+def show(timer_id: str, as_json: bool, addr: str | None, db: Path | None, verbose: bool) -> None:
     """Show one timer.
 
     \b
     Example:
-      timerd show 3q2-F8nJrL1sYQ9xk0aVbw --json
+      timerd show P88hOXPkZ1dQIMlaHyP8ImH --json
     """
-    _check_source(ctx, db)
     if db is not None:
-        found = _run(_read_db(db, lambda store: store.get_timer(timer_id)))
+        if addr is not None:
+            raise click.UsageError("give either --addr or --db, not both")
+        found = _run(read_db(db, lambda store: store.get_timer(timer_id)))
         if found is None:
-            raise CliError(f"no timer {timer_id}")
+            raise CliError(f"no timer {timer_id} in {db}")
         data = found.to_json(time.time())
     else:
-        data = _call(lambda: _client(addr).get(timer_id))
+        target = locate(addr, None, verbose=verbose)
+        data = _call(target, lambda: target.client().get(timer_id))
     _print_timer(data, as_json)
 
 
@@ -413,41 +354,43 @@ def _print_timer(data: dict[str, Any], as_json: bool) -> None:
     ):
         value = data.get(key)
         if key.endswith("_at"):
-            value = _fmt_time(value)
+            value = format_time(value)
         elif key == "url":
             value = redact_url(str(value))
         elif key == "time_left":
-            value = f"{value}s"
+            value = format_left(value)
         click.echo(f"{key + ':':<18}{'-' if value is None else value}")
 
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("timer_id", metavar="ID")
 @json_option
-@addr_option
-def fire(timer_id: str, as_json: bool, addr: str) -> None:
+@daemon_options
+def fire(timer_id: str, as_json: bool, addr: str | None, db: Path | None, verbose: bool) -> None:
     """Fire a timer now instead of at its time (also retries a failed one).
 
     \b
     Example:
-      timerd fire 3q2-F8nJrL1sYQ9xk0aVbw
+      timerd fire P88hOXPkZ1dQIMlaHyP8ImH
     """
-    data = _call(lambda: _client(addr).fire(timer_id))
+    target = locate(addr, db, verbose=verbose)
+    data = _call(target, lambda: target.client().fire(timer_id))
     _echo_result(data, as_json, f"firing {timer_id}")
 
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("timer_id", metavar="ID")
 @json_option
-@addr_option
-def cancel(timer_id: str, as_json: bool, addr: str) -> None:
+@daemon_options
+def cancel(timer_id: str, as_json: bool, addr: str | None, db: Path | None, verbose: bool) -> None:
     """Cancel a timer that has not fired.
 
     \b
     Example:
-      timerd cancel 3q2-F8nJrL1sYQ9xk0aVbw
+      timerd cancel P88hOXPkZ1dQIMlaHyP8ImH
     """
-    data = _call(lambda: _client(addr).cancel(timer_id))
+    target = locate(addr, db, verbose=verbose)
+    data = _call(target, lambda: target.client().cancel(timer_id))
     _echo_result(data, as_json, f"cancelled {timer_id}")
 
 
@@ -457,54 +400,76 @@ def _echo_result(data: dict[str, Any], as_json: bool, line: str) -> None:
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("timer_id", metavar="ID")
-@click.option("--in", "in_", metavar="DURATION", help="New delay from now, like 10m.")
-@click.option("--at", metavar="INSTANT", help="New due instant, RFC 3339 with an offset.")
+@click.option("--in", "in_", metavar="DURATION", callback=_duration, help=_DURATION_HELP)
+@click.option("--at", metavar="INSTANT", callback=_instant, help=_INSTANT_HELP)
 @click.option("--url", help="New webhook URL.")
 @json_option
-@addr_option
+@daemon_options
 def reschedule(
-    timer_id: str, in_: str | None, at: str | None, url: str | None, as_json: bool, addr: str
+    timer_id: str,
+    in_: str | None,
+    at: str | None,
+    url: str | None,
+    as_json: bool,
+    addr: str | None,
+    db: Path | None,
+    verbose: bool,
 ) -> None:
     """Move a pending or retrying timer, and/or change its URL.
 
     \b
     Example:
-      timerd reschedule 3q2-F8nJrL1sYQ9xk0aVbw --in 10m
+      timerd reschedule P88hOXPkZ1dQIMlaHyP8ImH --in 10m
     """
     body: dict[str, Any] = {}
     if in_ is not None or at is not None:
-        body.update(_time_body(in_, at, None, None, None))
+        body.update(_time_body(in_, at, None, None, None)[0])
     if url is not None:
         body["url"] = url
     if not body:
         raise click.UsageError("give --in, --at or --url")
-    data = _call(lambda: _client(addr).reschedule(timer_id, body))
-    _echo_result(data, as_json, f"{timer_id} due {_fmt_time(data['fire_at'])}")
+    target = locate(addr, db, verbose=verbose)
+    flags = {**_TIME_FLAGS, "url": "--url"}
+    data = _call(target, lambda: target.client().reschedule(timer_id, body), flags)
+    due = f"{format_time(data['fire_at'])} (in {format_left(data['fire_at'] - time.time())})"
+    _echo_result(data, as_json, f"{timer_id} due {due}")
 
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("timer_id", metavar="ID")
 @json_option
-@addr_option
-def attempts(timer_id: str, as_json: bool, addr: str) -> None:
+@daemon_options
+def attempts(
+    timer_id: str, as_json: bool, addr: str | None, db: Path | None, verbose: bool
+) -> None:
     """Show a timer's delivery attempts, oldest first.
 
     \b
     Example:
-      timerd attempts 3q2-F8nJrL1sYQ9xk0aVbw
+      timerd attempts P88hOXPkZ1dQIMlaHyP8ImH
     """
-    rows = _call(lambda: _client(addr).attempts(timer_id))
+    target = locate(addr, db, verbose=verbose)
+    rows = _call(target, lambda: target.client().attempts(timer_id))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
         click.echo("no attempts yet", err=True)
-    for r in rows:
-        code = r["status_code"] if r["status_code"] is not None else "-"
-        click.echo(
-            f"#{r['attempt']}  {_fmt_time(r['started_at'])}  {r['duration_ms']:.1f} ms  "
-            f"{code}  {r['outcome']}  {r['error'] or ''}".rstrip()
-        )
+        return
+    render_table(
+        ["#", "STARTED", "DURATION", "STATUS", "OUTCOME", "ERROR"],
+        (
+            [
+                str(r["attempt"]),
+                format_time(r["started_at"]),
+                f"{r['duration_ms']:.1f} ms",
+                "-" if r["status_code"] is None else str(r["status_code"]),
+                str(r["outcome"]),
+                r["error"] or "",
+            ]
+            for r in rows
+        ),
+    )
 
 
 @cli.command(context_settings=CONTEXT)
@@ -517,16 +482,17 @@ def attempts(timer_id: str, as_json: bool, addr: str) -> None:
 )
 @addr_option
 @db_option
-@click.pass_context
-def export(ctx: click.Context, status: str, addr: str, db: Path | None) -> None:
+@verbose_option
+def export(status: str, addr: str | None, db: Path | None, verbose: bool) -> None:
     """Write timers as JSON Lines on stdout, one timer a line.
 
     \b
     Example:
       timerd export --db ~/old/timerd.db > timers.jsonl
     """
-    _check_source(ctx, db)
     if db is not None:
+        if addr is not None:
+            raise click.UsageError("give either --addr or --db, not both")
         wanted = None if status == "all" else Status(status)
 
         async def dump(store: SqliteStore) -> None:
@@ -534,14 +500,15 @@ def export(ctx: click.Context, status: str, addr: str, db: Path | None) -> None:
             async for timer in iter_store(store, wanted):
                 click.echo(export_line(timer.to_json(now)))
 
-        _run(_read_db(db, dump))
+        _run(read_db(db, dump))
         return
+    target = locate(addr, None, verbose=verbose)
 
     def fetch() -> None:
-        for timer in _client(addr).iter_timers(status, None):
+        for timer in target.client().iter_timers(status, None):
             click.echo(export_line(timer))
 
-    _call(fetch)
+    _call(target, fetch)
 
 
 @cli.command("import", context_settings=CONTEXT)
@@ -549,27 +516,39 @@ def export(ctx: click.Context, status: str, addr: str, db: Path | None) -> None:
 @click.option(
     "--db",
     type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="Database to import into (created if missing); the daemon must be stopped.",
+    default=None,
+    help="Database to import into (created if missing; the daemon must be stopped) "
+    "[default: the configured one, as `timerd serve` and `timerd backup` use].",
 )
-def import_(source: Any, db: Path) -> None:
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML config file to find the database in (env TIMERD_CONFIG).",
+)
+def import_(source: Any, db: Path | None, config_file: Path | None) -> None:
     """Import timers from a JSON Lines FILE (or - for stdin), keeping ids, times and states.
 
     \b
     Example:
       timerd import timers.jsonl --db ~/new/timerd.db
     """
-    timers = _call(lambda: parse_lines(source))
+    if db is None:
+        db = configured_db(config_file)
+        click.echo(f"timerd: importing into {db} (the configured database)", err=True)
+    timers = _call(None, lambda: parse_lines(source))
     imported, skipped = _run(import_timers(db, timers))
     click.echo(f"imported {imported}, skipped {skipped}")
 
 
 def _register_extras() -> None:
     """Add the command groups that live in their own modules."""
+    from timerd.cli_list import list_
     from timerd.cli_ops import backup, stats
     from timerd.cli_service import service
 
-    for command in (service, backup, stats):
+    for command in (list_, service, backup, stats):
         cli.add_command(command)
 
 

@@ -10,7 +10,7 @@ import click
 
 from timerd.backup import backup_database
 from timerd.cli_errors import CliError
-from timerd.client import DEFAULT_ADDR, configured_client
+from timerd.cli_target import addr_option, daemon_db_option, locate, verbose_option
 from timerd.config import load_settings
 from timerd.errors import ConfigError, TimerdError
 from timerd.figures import Figures, NotTimerdMetrics, parse_figures
@@ -83,15 +83,11 @@ def _size(size_bytes: int) -> str:
 
 
 @click.command(context_settings=CONTEXT)
-@click.option(
-    "--addr",
-    envvar="TIMERD_ADDR",
-    default=DEFAULT_ADDR,
-    show_default=True,
-    help="URL of the running daemon (env TIMERD_ADDR).",
-)
+@addr_option
+@daemon_db_option
+@verbose_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def stats(addr: str, as_json: bool) -> None:
+def stats(addr: str | None, db: Path | None, verbose: bool, as_json: bool) -> None:
     """Print the headline figures of the running daemon, read from its /metrics.
 
     Timers by status, creates and delivery totals, scheduler heap, requests in flight, and
@@ -101,8 +97,10 @@ def stats(addr: str, as_json: bool) -> None:
     Example:
       timerd stats --addr http://127.0.0.1:8000
     """
+    target = locate(addr, db, verbose=verbose)
+    addr = target.addr
     try:
-        text = configured_client(addr).stats()
+        text = target.client().stats()
     except TimerdError as exc:
         _fail(str(exc))
     try:

@@ -23,6 +23,12 @@ from timerd import servicefiles as sf
 from timerd.cli_errors import CliError
 from timerd.folders import make_private_dirs
 
+# timerd is not on PyPI: a system install comes from a checkout (or a wheel built from one).
+_SYSTEM_INSTALL = (
+    "`sudo python3 -m venv /opt/timerd && sudo /opt/timerd/bin/pip install .` in a checkout "
+    "(or `... pip install timerd-*.whl`), "
+    "then `sudo /opt/timerd/bin/timerd service install --system`"
+)
 # ProtectHome=yes in the system unit makes these invisible to the service.
 _HIDDEN_FROM_SYSTEM = (PurePosixPath("/home"), PurePosixPath("/root"), PurePosixPath("/run/user"))
 
@@ -221,7 +227,7 @@ def _check_system(system: bool, dry_run: bool, paths: list[Path | None]) -> None
         if any(real.is_relative_to(hidden) for hidden in _HIDDEN_FROM_SYSTEM):
             raise CliError(
                 f"the system service cannot read {real} (ProtectHome=yes hides it); "
-                "install timerd outside /home, e.g. `sudo pipx install --global timerd`"
+                f"install timerd outside /home, e.g. {_SYSTEM_INSTALL}"
             )
     if not dry_run and os.geteuid() != 0:
         raise CliError("--system changes /etc/systemd/system: run it as root")

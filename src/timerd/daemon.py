@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
 from timerd import sdnotify
+from timerd.address_file import AddressRecord, connect_url
 from timerd.api import ApiLimits, build_api
 from timerd.auth import check_serve_settings, read_token
 from timerd.clock import Clock, SystemClock
@@ -210,11 +211,17 @@ async def _serve(settings: Settings, sockets: list[socket.socket], lock: Databas
         for sock in sockets:
             await web.SockSite(runner, sock, backlog=LISTEN_BACKLOG).start()
         settle_heap()
-        url = f"http://{_url_host(str(runner.addresses[0][0]))}:{runner.addresses[0][1]}"
+        host, port = runner.addresses[0][:2]
+        url = f"http://{_url_host(str(host))}:{port}"
         print(f"listening on {url}", flush=True)  # the first line, whole: scripts read it
         log.info("timerd serving %s on %s (press Ctrl+C to stop)", settings.db, url)
-        sdnotify.ready()
-        await stop.wait()
+        # beside the database, so `timerd add --db` finds this daemon whatever its port
+        address = AddressRecord.publish(settings.db, connect_url(str(host), int(port)))
+        try:
+            sdnotify.ready()
+            await stop.wait()
+        finally:
+            address.withdraw()
         sdnotify.stopping()
         log.info("stopping: draining deliveries for up to %.1f s", stop_grace_s(settings))
     finally:

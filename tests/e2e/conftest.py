@@ -88,7 +88,10 @@ CliRunner = Callable[..., Awaitable[CliResult]]
 
 @pytest.fixture
 def cli(tmp_path: Path) -> CliRunner:
-    """Run `timerd ARGS...` as a subprocess without blocking the event loop."""
+    """Run `timerd ARGS...` as a subprocess without blocking the event loop.
+
+    `env_extra` adds variables to its clean environment (a proxy, a token, a time zone).
+    """
     env = clean_env(tmp_path)
 
     async def run(
@@ -96,6 +99,7 @@ def cli(tmp_path: Path) -> CliRunner:
         stdin: bytes | None = None,
         stdout_file: Path | None = None,
         timeout_s: float = CLI_TIMEOUT_S,
+        env_extra: dict[str, str] | None = None,
     ) -> CliResult:
         str_args = tuple(str(a) for a in args)
         with contextlib.ExitStack() as stack:
@@ -108,7 +112,7 @@ def cli(tmp_path: Path) -> CliRunner:
                 stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=asyncio.subprocess.PIPE,
-                env=env,
+                env={**env, **(env_extra or {})},
             )
             try:
                 async with asyncio.timeout(timeout_s):

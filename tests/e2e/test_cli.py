@@ -43,12 +43,12 @@ async def test_cli_commands_against_a_running_daemon_and_its_database(
     d = await daemon(db)
     addr = ("--addr", d.url)
 
-    # add prints the id, and nothing else
+    # add prints the id alone on stdout (for scripts), and when it is due on stderr (SPEC)
     # due in 1 min: the checks below never race its firing (it is cancelled first)
     added = (await cli("add", receiver.url, "--in", "1m", *addr)).ok()
     first = added.stdout.strip()
     assert ID_RE.fullmatch(first), added.stdout
-    assert added.stderr == ""
+    assert re.fullmatch(r"due \S+[+-]\d\d:\d\d \(in (59s|1m)\)\n", added.stderr), added.stderr
 
     # list, as a table and as JSON
     table = (await cli("list", *addr)).ok()
@@ -92,11 +92,13 @@ async def test_cli_commands_against_a_running_daemon_and_its_database(
     assert "already fired" in (await cli("cancel", second_id, *addr)).one_error_line()
 
     # attempts, as lines and as JSON
+    # a header row, then one row per attempt (issue 16.9: the table had no header)
     lines = (await cli("attempts", second_id, *addr)).ok().stdout.splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith("#1 ")
-    assert "200" in lines[0]
-    assert "delivered" in lines[0]
+    assert len(lines) == 2
+    assert lines[0].split() == ["#", "STARTED", "DURATION", "STATUS", "OUTCOME", "ERROR"]
+    assert lines[1].startswith("1 ")
+    assert "200" in lines[1]
+    assert "delivered" in lines[1]
     history = (await cli("attempts", second_id, "--json", *addr)).ok().json()
     assert [(a["attempt"], a["status_code"], a["outcome"]) for a in history] == [
         (1, 200, "delivered")
@@ -142,15 +144,16 @@ async def test_cli_commands_against_a_running_daemon_and_its_database(
     assert sorted(_ids(pending)) == sorted([third, keyed[0]])
     fired = (await cli("list", "--status", "fired", "--json", *addr)).ok().json()
     assert _ids(fired) == [second_id]
-    limited = (await cli("list", "--limit", "2", "--json", *addr)).ok().json()
+    limited = (await cli("list", "--status", "all", "--limit", "2", "--json", *addr)).ok().json()
     assert len(limited) == 2
 
-    # --db reads the same data while the daemon runs
-    via_api = (await cli("list", "--json", *addr)).ok().json()
+    # --db reads the same data while the daemon runs (SPEC: list shows live timers by default)
+    all_ = ("--status", "all")
+    via_api = (await cli("list", "--json", *all_, *addr)).ok().json()
     assert len(via_api) == 4
-    via_db = (await cli("list", "--json", "--db", db)).ok().json()
+    via_db = (await cli("list", "--json", *all_, "--db", db)).ok().json()
     assert _without_time_left(via_db) == _without_time_left(via_api)
-    assert _table_ids((await cli("list", "--db", db)).ok().stdout) == _ids(via_api)
+    assert _table_ids((await cli("list", *all_, "--db", db)).ok().stdout) == _ids(via_api)
     shown_db = (await cli("show", second_id, "--json", "--db", db)).ok().json()
     assert shown_db == (await cli("show", second_id, "--json", *addr)).ok().json()
     assert re.search(
@@ -166,7 +169,7 @@ async def test_cli_commands_against_a_running_daemon_and_its_database(
 
     # --db after the daemon stopped
     assert await d.stop() == 0
-    after_stop = (await cli("list", "--json", "--db", db)).ok().json()
+    after_stop = (await cli("list", "--json", *all_, "--db", db)).ok().json()
     assert _without_time_left(after_stop) == _without_time_left(via_api)
     assert (await cli("show", second_id, "--json", "--db", db)).ok().json()["status"] == "fired"
     assert (
@@ -266,3 +269,32 @@ async def test_db_reads_of_a_missing_file_fail_with_one_line(
         line = (await cli(*args, "--db", missing)).one_error_line()
         assert str(missing) in line
     assert not missing.exists(), "a read-only command must not create the database"
+
+
+async def test_import_defaults_to_the_configured_database_like_backup(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    """One rule for both (issue 16.9): without --db, the database `timerd serve` would use."""
+    line = {
+        "id": "P88flSRBiyaHc8EtoSR7JxY",
+        "url": "http://127.0.0.1:9/hook",
+        "status": "pending",
+        "fire_at": time.time() + 3600,
+        "created_at": time.time(),
+        "updated_at": time.time(),
+        "next_attempt_at": time.time() + 3600,
+        "attempts": 0,
+        "fired_at": None,
+        "last_status_code": None,
+        "last_error": None,
+    }
+    dump = tmp_path / "timers.jsonl"
+    dump.write_text(json.dumps(line) + "\n")
+    configured = tmp_path / "xdg-data" / "timerd" / "timerd.db"
+    imported = (await cli("import", dump)).ok()
+    assert imported.stdout == "imported 1, skipped 0\n"
+    assert imported.stderr == f"timerd: importing into {configured} (the configured database)\n"
+    rows = (await cli("list", "--json", "--db", configured)).ok().json()
+    assert [r["id"] for r in rows] == [line["id"]]
+    backed = (await cli("backup", tmp_path / "copy.db")).ok()
+    assert backed.stdout.startswith(f"backed up {configured} to ")

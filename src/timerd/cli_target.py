@@ -1,0 +1,117 @@
+"""Which daemon a management command talks to, found the way the user means it.
+
+`--addr`/`TIMERD_ADDR` when given; otherwise the daemon that holds the configured (or `--db`)
+database, from the address it records beside it; otherwise the default address. `--verbose`
+says which one and why, and every error line from a daemon names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from timerd.address_file import read_record
+from timerd.cli_errors import CliError
+from timerd.client import DEFAULT_ADDR, BadAddress, Client, configured_client, normalize_addr
+from timerd.errors import ConfigError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A daemon's base URL and how it was chosen (for `--verbose`)."""
+
+    addr: str
+    why: str
+
+    def client(self) -> Client:
+        """Return a client for it with the API token of the config `serve` reads."""
+        try:
+            return configured_client(self.addr)
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from None
+
+
+def addr_option(fn: F) -> F:
+    """Add `--addr` (no default, so the configured database's daemon can be found)."""
+    return click.option(
+        "--addr",
+        envvar="TIMERD_ADDR",
+        default=None,
+        metavar="URL",
+        help="URL (or HOST:PORT) of the daemon, env TIMERD_ADDR [default: the daemon of the "
+        f"configured database, else {DEFAULT_ADDR}].",
+    )(fn)
+
+
+def daemon_db_option(fn: F) -> F:
+    """Add `--db` meaning: talk to the daemon that runs on this database."""
+    return click.option(
+        "--db",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Talk to the daemon running on this database (found from the address it records).",
+    )(fn)
+
+
+def verbose_option(fn: F) -> F:
+    """Add `--verbose`: say which daemon the command talks to."""
+    return click.option(
+        "--verbose", "-v", is_flag=True, help="Say which daemon this talks to, and why."
+    )(fn)
+
+
+def locate(addr: str | None, db: Path | None, *, verbose: bool = False) -> Target:
+    """Return the daemon the user means (see the module docstring); CliError if there is none."""
+    if addr is not None and db is not None:
+        raise click.UsageError("give either --addr or --db, not both")
+    target = _locate(addr, db)
+    if verbose:
+        click.echo(f"timerd: talking to {target.addr} ({target.why})", err=True)
+    return target
+
+
+def _locate(addr: str | None, db: Path | None) -> Target:
+    if addr is not None:
+        try:
+            return Target(normalize_addr(addr), "from --addr or TIMERD_ADDR")
+        except BadAddress as exc:
+            raise click.BadParameter(str(exc), param_hint="'--addr'") from None
+    given = db is not None
+    if db is None:
+        db = configured_db()
+    record = read_record(db)
+    if record is not None and record.live:
+        return Target(record.url, f"the daemon of {db}, recorded in {record.path}")
+    if given:
+        stale = (
+            f" (its address record {record.path} is stale: pid {record.pid} is gone)"
+            if record is not None
+            else ""
+        )
+        raise CliError(
+            f"no timerd is running on {db}{stale}; start one with `timerd serve --db {db}`, "
+            "or give --addr"
+        )
+    if record is not None:
+        return Target(
+            DEFAULT_ADDR,
+            f"the default address; ignored the stale record {record.path} of a daemon "
+            f"(pid {record.pid}) that is gone",
+        )
+    return Target(DEFAULT_ADDR, f"the default address; no daemon recorded for {db}")
+
+
+def configured_db(config_file: Path | None = None) -> Path:
+    """Return the database `timerd serve` would use with the same configuration."""
+    from timerd.config import load_settings
+
+    try:
+        return load_settings(config_file=config_file).db
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
