@@ -47,11 +47,13 @@ CURSOR_PATTERN = r"^-?[0-9]{1,20}(\.[0-9]{1,20})?(e[-+][0-9]{1,2})?~[A-Za-z0-9_-
 """A page cursor: the last row's `fire_at` as Python writes a float, `~`, then its id."""
 _LABEL = "[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?"
 _OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_PORT = "[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]"
 # A name whose last label starts with a letter (a number there makes an IPv4 address),
 # or a dotted-quad; then an optional port, path and query in plain URL characters.
 _URL_PATTERN = (
     f"^https?://(({_LABEL}\\.)*[a-z]([a-z0-9-]{{0,20}}[a-z0-9])?|{_OCTET}(\\.{_OCTET}){{3}})"
-    "(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~!$&'()*+,;=:@/-]*)?(\\?[A-Za-z0-9._~!$&'()*+,;=:@/?-]*)?$"
+    f"(:({_PORT}))?"
+    "(/[A-Za-z0-9._~!$&'()*+,;=:@/-]*)?(\\?[A-Za-z0-9._~!$&'()*+,;=:@/?-]*)?$"
 )
 
 
@@ -135,9 +137,12 @@ def _timer_body(limits: DocumentLimits, built_at: float, *, patch: bool) -> dict
             "A new time (as a create says it), a new url, or both; `{}` is refused. "
             + description.split(" ", 1)[1]
         )
+    # the docs page starts its "try it" body from the example
+    example = {"minutes": 30} if patch else {"seconds": 30, "url": "https://example.com/hook"}
     return {
         "type": "object",
         "description": description,
+        "example": example,
         "additionalProperties": False,
         **({} if patch else {"required": ["url"]}),
         "properties": {"url": url, **durations, "fire_at": fire_at},
@@ -151,6 +156,7 @@ def _schemas(limits: DocumentLimits, built_at: float) -> dict[str, Any]:
         "PatchTimer": _timer_body(limits, built_at, patch=True),
         "CreateBatch": {
             "type": "object",
+            "example": {"timers": [{"seconds": 30, "url": "https://example.com/hook"}]},
             "additionalProperties": False,
             "required": ["timers"],
             "properties": {
