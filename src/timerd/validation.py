@@ -92,8 +92,9 @@ _UNITS = (("year", 365.25 * 86400), ("day", 86400), ("hour", 3600), ("minute", 6
 
 
 def human(limits: BodyLimits) -> str:
-    """The maximum delay of `limits`, spelled for people."""
-    return human_duration(limits.max_delay_s)
+    """The maximum delay of `limits`, spelled for people, then in seconds as configured."""
+    most = float(limits.max_delay_s)  # a setting given as an int has no is_integer on 3.11
+    return f"{human_duration(most)} ({int(most) if most.is_integer() else most} s)"
 
 
 def human_duration(seconds: float) -> str:
@@ -209,7 +210,7 @@ def _due(
             errors.append(
                 FieldError(
                     prefix + "fire_at",
-                    f"is more than the maximum delay, {human_duration(limits.max_delay_s)}, away",
+                    f"is more than the maximum delay, {human(limits)}, away",
                 )
             )
             return None
@@ -245,7 +246,7 @@ def _due(
             errors.append(
                 FieldError(
                     field,
-                    f"makes the delay exceed the maximum, {human_duration(limits.max_delay_s)}",
+                    f"makes the delay exceed the maximum, {human(limits)}",
                 )
             )
             ok = False
@@ -258,7 +259,7 @@ def _due(
         errors.append(
             FieldError(
                 prefix + (present[0] if len(present) == 1 else "seconds"),
-                f"makes the total delay exceed the maximum, {human_duration(limits.max_delay_s)}",
+                f"makes the total delay exceed the maximum, {human(limits)}",
             )
         )
         return None
@@ -353,7 +354,11 @@ def _url_problem(value: str, limits: BodyLimits) -> str | None:
             host.encode("idna")
         except UnicodeError:
             return "has a host name that is not valid"
-    if _NUMERIC_LABEL.fullmatch(host.rstrip(".").rpartition(".")[2]) and not _is_ipv4(host):
+    if (
+        ":" not in host  # an IPv6 literal may end in an IPv4 address; the policy judges it
+        and _NUMERIC_LABEL.fullmatch(host.rstrip(".").rpartition(".")[2])
+        and not _is_ipv4(host)
+    ):
         # a host ending in a number is an IPv4 address to resolvers and browsers (WHATWG URL)
         return f"has a host, {host}, that is not a valid IPv4 address"
     if limits.host_check is not None:
