@@ -49,7 +49,7 @@ async def test_attempts_of_unknown_timer_is_404(api: Client) -> None:
 
 async def test_fails_twice_then_succeeds(api: Client, receiver: Receiver) -> None:
     receiver.respond = answers(500, 500)
-    timer_id = await create(api, url=receiver.url)
+    timer_id = await create(api, seconds=0, url=receiver.url)
     hits = await receiver.wait_for(3)
     timer = await wait_status(api, timer_id, "fired")
     assert timer["attempts"] == 3
@@ -76,7 +76,7 @@ async def test_exhausted_attempts_fail_then_fire_by_hand(
 ) -> None:
     client = await make_api(max_attempts=3)
     receiver.respond = answers(500, 502, 503)
-    timer_id = await create(client, url=receiver.url)
+    timer_id = await create(client, seconds=0, url=receiver.url)
     failed = await wait_status(client, timer_id, "failed")
     assert failed["attempts"] == 3
     assert failed["last_error"]
@@ -101,7 +101,7 @@ async def test_exhausted_attempts_fail_then_fire_by_hand(
 async def test_history_keeps_the_last_n(make_api: MakeApi, receiver: Receiver) -> None:
     client = await make_api(max_attempts=5, attempts_kept=2)
     receiver.respond = answers(500, 500, 500, 500, 500)
-    timer_id = await create(client, url=receiver.url)
+    timer_id = await create(client, seconds=0, url=receiver.url)
     await wait_status(client, timer_id, "failed")
     resp = await client.get(f"/timers/{timer_id}/attempts")
     history = (await resp.json())["attempts"]
@@ -111,7 +111,7 @@ async def test_history_keeps_the_last_n(make_api: MakeApi, receiver: Receiver) -
 
 async def test_connection_refused_retries_then_fails(make_api: MakeApi) -> None:
     client = await make_api(max_attempts=3)
-    timer_id = await create(client, url=closed_port_url())
+    timer_id = await create(client, seconds=0, url=closed_port_url())
     failed = await wait_status(client, timer_id, "failed")
     assert failed["attempts"] == 3
     assert failed["last_error"]
@@ -124,7 +124,7 @@ async def test_connection_refused_retries_then_fails(make_api: MakeApi) -> None:
 
 async def test_connection_refused_is_retrying_in_between(make_api: MakeApi) -> None:
     client = await make_api(max_attempts=3, backoff_base_s=5, backoff_max_s=5)
-    timer_id = await create(client, url=closed_port_url())
+    timer_id = await create(client, seconds=0, url=closed_port_url())
     timer = await wait_status(client, timer_id, "retrying")
     assert timer["attempts"] == 1
     assert timer["last_error"]
@@ -144,7 +144,7 @@ async def test_timeout_is_retried_then_failed(make_api: MakeApi, receiver: Recei
 
     receiver.respond = hang
     try:
-        timer_id = await create(client, url=receiver.url)
+        timer_id = await create(client, seconds=0, url=receiver.url)
         failed = await wait_status(client, timer_id, "failed")
     finally:
         release.set()
@@ -171,7 +171,7 @@ async def test_timeout_then_success(make_api: MakeApi, receiver: Receiver) -> No
 
     receiver.respond = slow_once
     try:
-        timer_id = await create(client, url=receiver.url)
+        timer_id = await create(client, seconds=0, url=receiver.url)
         fired = await wait_status(client, timer_id, "fired")
     finally:
         release.set()
@@ -188,7 +188,7 @@ async def test_redirect_is_not_followed(make_api: MakeApi, receiver: Receiver, s
         return web.Response(status=status, headers={"Location": "/elsewhere"})
 
     receiver.respond = redirect
-    timer_id = await create(client, url=receiver.url)
+    timer_id = await create(client, seconds=0, url=receiver.url)
     failed = await wait_status(client, timer_id, "failed")
     assert [h.path for h in receiver.hits] == [f"/hook/{timer_id}"] * 2
     assert failed["last_status_code"] == status
@@ -200,7 +200,7 @@ async def test_redirect_is_not_followed(make_api: MakeApi, receiver: Receiver, s
 @pytest.mark.parametrize("status", [200, 201, 202, 204, 299])
 async def test_any_2xx_is_delivered(api: Client, receiver: Receiver, status: int) -> None:
     receiver.respond = answers(status)
-    timer_id = await create(api, url=receiver.url)
+    timer_id = await create(api, seconds=0, url=receiver.url)
     timer = await wait_status(api, timer_id, "fired", "retrying", "failed")
     assert timer["status"] == "fired"
     assert timer["attempts"] == 1
@@ -211,7 +211,7 @@ async def test_any_2xx_is_delivered(api: Client, receiver: Receiver, status: int
 async def test_non_2xx_is_retried(make_api: MakeApi, receiver: Receiver, status: int) -> None:
     client = await make_api(max_attempts=2)
     receiver.respond = answers(status)
-    timer_id = await create(client, url=receiver.url)
+    timer_id = await create(client, seconds=0, url=receiver.url)
     await receiver.wait_for(2)
     timer = await wait_status(client, timer_id, "fired")
     assert timer["attempts"] == 2
@@ -220,7 +220,7 @@ async def test_non_2xx_is_retried(make_api: MakeApi, receiver: Receiver, status:
 async def test_retry_after_is_honoured(make_api: MakeApi, receiver: Receiver) -> None:
     client = await make_api(max_attempts=3)
     receiver.respond = answers(429, headers={"Retry-After": "1"})
-    timer_id = await create(client, url=receiver.url)
+    timer_id = await create(client, seconds=0, url=receiver.url)
     (first,) = await receiver.wait_for(1)
     retrying = await wait_status(client, timer_id, "retrying", "fired")
     assert retrying["status"] == "retrying"
@@ -237,7 +237,7 @@ async def test_long_retry_after_sets_next_attempt(make_api: MakeApi, receiver: R
     client = await make_api(max_attempts=3)
     receiver.respond = answers(503, headers={"Retry-After": "120"})
     before = time.time()
-    timer_id = await create(client, url=receiver.url)
+    timer_id = await create(client, seconds=0, url=receiver.url)
     await receiver.wait_for(1)
     retrying = await wait_status(client, timer_id, "retrying")
     assert retrying["next_attempt_at"] >= before + 120 - 0.01
@@ -249,7 +249,7 @@ async def test_long_retry_after_sets_next_attempt(make_api: MakeApi, receiver: R
 async def test_retry_after_is_capped(make_api: MakeApi, receiver: Receiver) -> None:
     client = await make_api(max_attempts=3, retry_after_max_s=0.3)
     receiver.respond = answers(503, headers={"Retry-After": "3600"})
-    timer_id = await create(client, url=receiver.url)
+    timer_id = await create(client, seconds=0, url=receiver.url)
     await receiver.wait_for(2)
     await wait_status(client, timer_id, "fired")
     timer = await get_timer(client, timer_id)

@@ -29,7 +29,7 @@ async def test_batch_answers_ids_in_request_order(api: Client) -> None:
         {"seconds": FAR_S, "url": f"{URL}/0"},
         {"fire_at": now + 2 * FAR_S, "url": f"{URL}/1"},
         {"hours": 1, "minutes": 30, "url": f"{URL}/2"},
-        {"fire_at": "2030-01-01T00:00:00+01:00", "url": f"{URL}/3", "extra": "ignored"},
+        {"fire_at": "2030-01-01T00:00:00+01:00", "url": f"{URL}/3"},
         {"seconds": FAR_S, "url": f"{URL}/4"},
     ]
     resp = await api.post("/timers/batch", json={"timers": items})
@@ -90,6 +90,17 @@ async def test_every_bad_item_is_reported(api: Client) -> None:
     ]
     resp = await api.post("/timers/batch", json={"timers": items})
     await assert_invalid(resp, "timers[1].url", "timers[3].seconds", "timers[3].minutes")
+    assert await all_timers(api) == []
+
+
+async def test_unknown_fields_of_items_and_body_are_named(api: Client) -> None:
+    items = [{"seconds": FAR_S, "url": URL}] * 3 + [{"secs": 30, "url": URL}, {"url": URL}]
+    resp = await api.post("/timers/batch", json={"timers": items})
+    problem = await assert_invalid(resp, "timers[3].secs", "timers[3]", "timers[4]")
+    hint = next(e["message"] for e in problem["errors"] if e["field"] == "timers[3].secs")
+    assert "did you mean seconds?" in hint
+    resp = await api.post("/timers/batch", json={"timers": items[:1], "timer": []})
+    await assert_invalid(resp, "timer")
     assert await all_timers(api) == []
 
 

@@ -79,18 +79,49 @@ async def test_durations_set_the_due_instant(
     assert before - 0.01 <= timer["created_at"] <= after + 0.01
 
 
-async def test_unknown_fields_are_ignored(api: Client) -> None:
+async def test_a_typo_is_rejected_with_a_hint_and_creates_nothing(api: Client) -> None:
+    # SPEC changed: unknown fields were ignored, so {"secs": 30} fired at once
+    resp = await api.post("/timers", json={"secs": 30, "url": URL})
+    body = await assert_invalid(resp, "secs", "body")
+    messages = {e["field"]: e["message"] for e in body["errors"]}
+    assert "did you mean seconds?" in messages["secs"]
+    assert '{"seconds": 0}' in messages["body"]
+    assert await all_timers(api) == []
+
+
+async def test_every_unknown_field_is_named(api: Client) -> None:
     body = {"seconds": FAR_S, "url": URL, "name": "x", "nested": {"a": [1, 2]}, "id": "mine"}
-    timer_id = await create(api, **body)
-    assert timer_id != "mine"
-    timer = await get_timer(api, timer_id)
-    assert "name" not in timer
-    assert "nested" not in timer
+    resp = await api.post("/timers", json=body)
+    problem = await assert_invalid(resp, "name", "nested", "id")
+    assert all("not a known field" in e["message"] for e in problem["errors"])
+    assert await all_timers(api) == []
+
+
+async def test_a_body_that_does_not_say_when_is_422(api: Client) -> None:
+    resp = await api.post("/timers", json={"url": URL})
+    await assert_invalid(resp, "body")
+    assert await all_timers(api) == []
+
+
+async def test_limit_errors_speak_in_human_units(api: Client) -> None:
+    resp = await api.post("/timers", json={"hours": 87_661, "url": URL})
+    problem = await assert_invalid(resp, "hours")
+    assert "10 years" in problem["errors"][0]["message"]
+    resp = await api.post("/timers", json={"fire_at": time.time() + 4e8, "url": URL})
+    problem = await assert_invalid(resp, "fire_at")
+    assert "10 years" in problem["errors"][0]["message"]
+    assert "e+" not in problem["detail"]
+
+
+@pytest.mark.parametrize("host", ["999.999.999.999", "1.2.3.256", "a.example.123"])
+async def test_a_host_ending_in_a_number_must_be_an_ipv4_address(api: Client, host: str) -> None:
+    resp = await api.post("/timers", json={"seconds": FAR_S, "url": f"http://{host}/hook"})
+    await assert_invalid(resp, "url")
 
 
 async def test_zero_delay_fires_at_once(api: Client, receiver: Receiver) -> None:
     before = time.time()
-    timer_id = await create(api, url=receiver.url)
+    timer_id = await create(api, seconds=0, url=receiver.url)
     (hit,) = await receiver.wait_for(1, timeout_s=5)
     assert hit.path == f"/hook/{timer_id}"
     assert hit.arrived_at - before < 2.0
@@ -285,7 +316,8 @@ async def test_url_that_is_not_a_string_is_422(api: Client, value: Any) -> None:
 
 async def test_missing_url_is_422(api: Client) -> None:
     await assert_invalid(await api.post("/timers", json={"seconds": 1}), "url")
-    await assert_invalid(await api.post("/timers", json={}), "url")
+    # SPEC changed: a body must also say when
+    await assert_invalid(await api.post("/timers", json={}), "url", "body")
 
 
 @pytest.mark.parametrize(
@@ -362,13 +394,14 @@ async def test_nesting_at_the_parser_limit_is_never_5xx(api: Client, idempotency
         assert resp.status < 500, (depth, await resp.text())
         return resp.status
 
-    # bisect for the first depth that is not created: it must be a 4xx, not a 5xx
+    # bisect for the first depth the parser refuses: it must be a 4xx, not a 5xx (SPEC
+    # changed: the unknown field "x" makes every parsed body a 422, no longer a 201)
     low, high = 1, 100_000
-    assert await status_at(low) == 201
+    assert await status_at(low) == 422
     assert await status_at(high) == 400
     while high - low > 1:
         middle = (low + high) // 2
-        if await status_at(middle) == 201:
+        if await status_at(middle) == 422:
             low = middle
         else:
             high = middle

@@ -41,6 +41,19 @@ async def test_repeat_replays_the_first_answer(api: Client, path: str, body: Any
     assert len(await all_timers(api)) == len(body.get("timers", [body]))
 
 
+@pytest.mark.parametrize(("path", "body"), ROUTES)
+async def test_a_replay_is_byte_for_byte_the_first_answer(
+    api: Client, path: str, body: Any
+) -> None:
+    first = await post(api, path, body, "bytes-1")
+    assert first.status == 201
+    first_bytes = await first.read()
+    again = await post(api, path, body, "bytes-1")
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert await again.read() == first_bytes
+    assert again.headers["Content-Type"] == first.headers["Content-Type"]
+
+
 async def test_same_body_means_equal_json(api: Client) -> None:
     first = await post(api, "/timers", {"url": URL, "seconds": FAR_S}, "k")
     raw = json.dumps({"seconds": FAR_S, "url": URL}, indent=4)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from tests.test_api_helpers import Client
 from timerd.api import add_routes
-from timerd.openapi import openapi_document
+from timerd.openapi import CURSOR_PATTERN, openapi_document
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
 
@@ -110,3 +111,30 @@ async def test_documented_success_codes_match_the_handlers(api: Client) -> None:
     assert "200" in paths["/timers/{id}"]["patch"]["responses"]
     for code in ("400", "415", "422", "413"):
         assert code in paths["/timers"]["post"]["responses"]
+
+
+async def test_the_document_states_the_body_rules_and_this_daemons_bounds(
+    make_api: Callable[..., Awaitable[Client]],
+) -> None:
+    client = await make_api(list_limit_max=7, batch_max=3, max_delay_s=7200, max_url_length=99)
+    doc = await (await client.get("/openapi.json")).json()
+    schemas = doc["components"]["schemas"]
+    for name in ("CreateTimer", "PatchTimer", "CreateBatch"):
+        assert schemas[name]["additionalProperties"] is False, name
+    create = schemas["CreateTimer"]
+    assert create["properties"]["hours"]["maximum"] == 2
+    assert create["properties"]["seconds"]["maximum"] == 7200
+    assert create["properties"]["url"]["maxLength"] == 99
+    assert "2 hours" in create["description"]
+    assert len(create["oneOf"]) == 2  # fire_at, or durations: never both
+    assert schemas["CreateBatch"]["properties"]["timers"]["maxItems"] == 3
+    params = {p["name"]: p for p in doc["paths"]["/timers"]["get"]["parameters"]}
+    assert params["limit"]["schema"]["maximum"] == 7
+    assert params["cursor"]["schema"]["pattern"] == CURSOR_PATTERN
+
+
+async def test_a_cursor_is_any_string_of_its_pattern(api: Client) -> None:
+    for cursor in ("0~a", "-1.5e-07~x_-Y", "1800000000.25~AbCdEfGhIjKlMnOpQrStUvW"):
+        assert re.fullmatch(CURSOR_PATTERN, cursor)
+        resp = await api.get("/timers", params={"cursor": cursor})
+        assert resp.status == 200, await resp.text()

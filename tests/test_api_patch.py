@@ -111,6 +111,16 @@ async def test_patch_without_a_change_is_422(api: Client, body: dict[str, Any]) 
     assert problem["errors"]
 
 
+async def test_patch_with_a_typo_is_422_naming_it_and_changes_nothing(api: Client) -> None:
+    timer_id = await create(api, seconds=FAR_S, url=URL)
+    before = await get_timer(api, timer_id)
+    # a typo beside a good field must not apply the good one alone
+    problem = await assert_invalid(await patch(api, timer_id, {"secs": 30, "url": URL}), "secs")
+    assert problem["errors"][0]["message"].endswith("did you mean seconds?")
+    after = await get_timer(api, timer_id)
+    assert (after["fire_at"], after["updated_at"]) == (before["fire_at"], before["updated_at"])
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -173,7 +183,7 @@ async def test_patch_unknown_is_404(api: Client) -> None:
 
 
 async def test_patch_fired_is_409(api: Client, receiver: Receiver) -> None:
-    timer_id = await create(api, url=receiver.url)
+    timer_id = await create(api, seconds=0, url=receiver.url)
     await wait_status(api, timer_id, "fired")
     await assert_problem(await patch(api, timer_id, {"seconds": 5}), 409)
     await assert_problem(await patch(api, timer_id, {"url": URL}), 409)
@@ -188,7 +198,7 @@ async def test_patch_cancelled_is_409(api: Client) -> None:
 
 async def test_patch_failed_is_409(make_api: MakeApi) -> None:
     client = await make_api(max_attempts=1)
-    timer_id = await create(client, url=closed_port_url())
+    timer_id = await create(client, seconds=0, url=closed_port_url())
     await wait_status(client, timer_id, "failed")
     await assert_problem(await patch(client, timer_id, {"seconds": 5}), 409)
     assert (await get_timer(client, timer_id))["status"] == "failed"
@@ -203,7 +213,7 @@ async def test_patch_retrying_resets_attempts_and_keeps_history(
         return web.Response(status=503)
 
     receiver.respond = fail
-    timer_id = await create(client, url=receiver.url)
+    timer_id = await create(client, seconds=0, url=receiver.url)
     retrying = await wait_status(client, timer_id, "retrying")
     assert retrying["attempts"] == 1
     receiver.respond = None
@@ -222,7 +232,7 @@ async def test_patch_retrying_resets_attempts_and_keeps_history(
 
 async def test_patch_url_only_of_a_retrying_timer(make_api: MakeApi, receiver: Receiver) -> None:
     client = await make_api(max_attempts=5, backoff_base_s=0.4, backoff_max_s=0.4)
-    timer_id = await create(client, url=closed_port_url())
+    timer_id = await create(client, seconds=0, url=closed_port_url())
     await wait_status(client, timer_id, "retrying")
     resp = await patch(client, timer_id, {"url": receiver.url})
     assert resp.status == 200

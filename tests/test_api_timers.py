@@ -100,7 +100,7 @@ async def test_time_left_is_zero_when_retrying_or_failed(
         return web.Response(status=500)
 
     receiver.respond = fail
-    timer_id = await create(client, url=receiver.url)
+    timer_id = await create(client, seconds=0, url=receiver.url)
     await receiver.wait_for(1)
     retrying = await wait_status(client, timer_id, "retrying", "failed")
     assert retrying["time_left"] == 0
@@ -117,7 +117,15 @@ async def test_time_left_is_zero_once_due(api: Client) -> None:
 
 async def test_get_unknown_id_is_404(api: Client) -> None:
     await assert_problem(await api.get("/timers/AAAAAAAAAAAAAAAAAAAAAA"), 404)
-    await assert_problem(await api.get("/timers/batch"), 404)
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE", "PATCH", "PUT"])
+async def test_timers_batch_is_only_the_batch_route(api: Client, method: str) -> None:
+    # SPEC: a 405's Allow lists exactly the methods of that path (it was 404, or 405 with
+    # the methods of /timers/{id})
+    resp = await api.request(method, "/timers/batch")
+    await assert_problem(resp, 405)
+    assert resp.headers["Allow"] == "POST"
 
 
 @pytest.mark.parametrize("method", ["GET", "DELETE", "PATCH"])
@@ -204,7 +212,7 @@ async def test_status_filter(api: Client, receiver: Receiver) -> None:
     cancelled = pending[:2]
     for timer_id in cancelled:
         assert (await api.delete(f"/timers/{timer_id}")).status == 200
-    fired = await create(api, url=receiver.url)
+    fired = await create(api, seconds=0, url=receiver.url)
     await wait_status(api, fired, "fired")
 
     async def ids(status: str) -> set[str]:
@@ -312,7 +320,7 @@ async def test_delete_twice_keeps_it_cancelled(api: Client) -> None:
 
 
 async def test_delete_fired_is_409(api: Client, receiver: Receiver) -> None:
-    timer_id = await create(api, url=receiver.url)
+    timer_id = await create(api, seconds=0, url=receiver.url)
     await wait_status(api, timer_id, "fired")
     await assert_problem(await api.delete(f"/timers/{timer_id}"), 409)
     assert (await get_timer(api, timer_id))["status"] == "fired"
@@ -324,7 +332,7 @@ async def test_delete_unknown_is_404(api: Client) -> None:
 
 async def test_delete_failed_timer_cancels_it(make_api: MakeApi) -> None:
     client = await make_api(max_attempts=1)
-    timer_id = await create(client, url=closed_port_url())
+    timer_id = await create(client, seconds=0, url=closed_port_url())
     await wait_status(client, timer_id, "failed")
     resp = await client.delete(f"/timers/{timer_id}")
     assert resp.status == 200
@@ -421,7 +429,7 @@ async def test_healthz(api: Client) -> None:
 
 
 async def test_metrics_is_prometheus_text(api: Client, receiver: Receiver) -> None:
-    timer_id = await create(api, url=receiver.url)
+    timer_id = await create(api, seconds=0, url=receiver.url)
     await wait_status(api, timer_id, "fired")
     resp = await api.get("/metrics")
     assert resp.status == 200

@@ -25,7 +25,7 @@ from timerd import __version__
 async def test_webhook_path_and_query(
     api: Client, receiver: Receiver, suffix: str, path: str, query: str
 ) -> None:
-    timer_id = await create(api, url=receiver.url + suffix)
+    timer_id = await create(api, seconds=0, url=receiver.url + suffix)
     (hit,) = await receiver.wait_for(1)
     assert hit.path == path.format(id=timer_id)
     assert hit.query == query

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from timerd.errors import BadRequest, ValidationFailed
-from timerd.validation import BodyLimits, parse_batch, parse_create, parse_patch
+from timerd.errors import BadRequest, FieldError, ValidationFailed
+from timerd.validation import BodyLimits, human_duration, parse_batch, parse_create, parse_patch
 
 NOW = 1_800_000_000.0
 LIMITS = BodyLimits(max_delay_s=1000.0, max_url_length=100)
@@ -24,7 +24,7 @@ def fields_of(excinfo: pytest.ExceptionInfo[ValidationFailed]) -> list[str]:
 @pytest.mark.parametrize(
     ("body", "delay_s"),
     [
-        ({}, 0),
+        ({"seconds": 0}, 0),
         ({"seconds": 0.5}, 0.5),
         ({"minutes": 2, "seconds": 1}, 121),
         ({"hours": 0, "minutes": 16, "seconds": 40}, 1000),
@@ -132,13 +132,13 @@ def test_fire_at_excludes_durations(durations: dict[str, int]) -> None:
 )
 def test_bad_urls(url: Any) -> None:
     with pytest.raises(ValidationFailed) as excinfo:
-        parse_create({"url": url}, now=NOW, limits=LIMITS)
+        parse_create({"seconds": 1, "url": url}, now=NOW, limits=LIMITS)
     assert fields_of(excinfo) == ["url"]
 
 
 def test_url_at_the_length_limit() -> None:
     url = "https://a.example/" + "x" * (100 - len("https://a.example/"))
-    assert parse_create({"url": url}, now=NOW, limits=LIMITS).url == url
+    assert parse_create({"seconds": 1, "url": url}, now=NOW, limits=LIMITS).url == url
 
 
 def test_batch_prefixes_fields_and_keeps_order() -> None:
@@ -151,7 +151,7 @@ def test_batch_prefixes_fields_and_keeps_order() -> None:
     assert [s.url for s in specs] == [f"{URL}/{i}" for i in range(3)]
     with pytest.raises(ValidationFailed) as excinfo:
         parse_batch(
-            {"timers": [{"url": URL}, {"url": "x", "seconds": -1}, 7]},
+            {"timers": [{"seconds": 0, "url": URL}, {"url": "x", "seconds": -1}, 7]},
             now=NOW,
             limits=LIMITS,
             max_items=3,
@@ -237,3 +237,86 @@ def test_a_url_shared_by_batch_items_is_judged_once_but_reported_for_each() -> N
     assert sorted(checked) == ["bad.example", "ok.example"]
     specs = parse_batch({"timers": items[::2][:2]}, now=0.0, limits=limits, max_items=10)
     assert [s.url for s in specs] == [good, good]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "hint"),
+    [
+        ({"secs": 30}, "secs", "seconds"),
+        ({"Seconds": 30}, "Seconds", "seconds"),
+        ({"minute": 1}, "minute", "minutes"),
+        ({"hour": 1}, "hour", "hours"),
+        ({"fireAt": NOW}, "fireAt", "fire_at"),
+        ({"seconds": 1, "uri": URL}, "uri", "url"),
+    ],
+)
+def test_a_near_miss_is_named_with_a_hint(body: dict[str, Any], field: str, hint: str) -> None:
+    for parse in (parse_create, parse_patch):
+        with pytest.raises(ValidationFailed) as excinfo:
+            parse({"url": URL, **body}, now=NOW, limits=LIMITS)
+        (error,) = [e for e in excinfo.value.errors if e.field == field]
+        assert error.message.endswith(f"did you mean {hint}?")
+    with pytest.raises(ValidationFailed) as excinfo:
+        parse_batch({"timers": [{"url": URL, **body}]}, now=NOW, limits=LIMITS, max_items=3)
+    assert f"timers[0].{field}" in fields_of(excinfo)
+
+
+def test_a_create_must_say_when() -> None:
+    with pytest.raises(ValidationFailed) as excinfo:
+        parse_create({"url": URL}, now=NOW, limits=LIMITS)
+    assert fields_of(excinfo) == ["body"]
+    with pytest.raises(ValidationFailed) as excinfo:
+        parse_batch({"timers": [{"url": URL}]}, now=NOW, limits=LIMITS, max_items=3)
+    assert fields_of(excinfo) == ["timers[0]"]
+    assert parse_create({"seconds": 0, "url": URL}, now=NOW, limits=LIMITS).fire_at == NOW
+
+
+def test_a_flood_of_unknown_fields_is_reported_in_bounded_space() -> None:
+    body = {f"field{i}": i for i in range(5000)}
+    with pytest.raises(ValidationFailed) as excinfo:
+        parse_create({"seconds": 1, "url": URL, **body}, now=NOW, limits=LIMITS)
+    errors = excinfo.value.errors
+    assert len(errors) == 21
+    assert errors[-1] == FieldError("body", "has 4980 more unknown fields")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (315_576_000, "10 years"),
+        (1000, "16 minutes 40 seconds"),
+        (86_400, "1 day"),
+        (90_061.5, "1 day 1 hour 1 minute 1.5 seconds"),
+        (0, "0 seconds"),
+    ],
+)
+def test_human_duration(seconds: float, text: str) -> None:
+    assert human_duration(seconds) == text
+
+
+def test_limit_messages_name_the_maximum_in_human_units() -> None:
+    limits = BodyLimits(max_delay_s=315_576_000, max_url_length=100)
+    for body in ({"seconds": 4e8}, {"hours": 87_661}, {"fire_at": NOW + 4e8}):
+        with pytest.raises(ValidationFailed) as excinfo:
+            parse_create({**body, "url": URL}, now=NOW, limits=limits)
+        (error,) = excinfo.value.errors
+        assert error.field == next(iter(body))
+        assert "10 years (315576000 s)" in error.message
+        assert "e+" not in error.message
+
+
+@pytest.mark.parametrize(
+    "host", ["999.999.999.999", "1.2.3.4.5", "256.0.0.1", "a.example.123", "0x1g.0x2"]
+)
+def test_a_host_ending_in_a_number_must_be_an_ipv4_address(host: str) -> None:
+    with pytest.raises(ValidationFailed) as excinfo:
+        parse_create({"seconds": 1, "url": f"http://{host}/"}, now=NOW, limits=LIMITS)
+    assert fields_of(excinfo) == ["url"]
+
+
+@pytest.mark.parametrize(
+    "host", ["1.2.3.4", "127.1", "a.example", "xn--bcher-kva.example", "[::ffff:1.2.3.4]"]
+)
+def test_other_hosts_pass_the_body_rules(host: str) -> None:
+    url = f"http://{host}/"
+    assert parse_create({"seconds": 1, "url": url}, now=NOW, limits=LIMITS).url == url

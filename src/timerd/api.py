@@ -5,12 +5,10 @@ Handlers parse and validate, call the service, and shape JSON. No SQL and no hea
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import logging
-import math
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +29,7 @@ from timerd.errors import (
 )
 from timerd.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from timerd.models import Status, Timer, is_plausible_id
-from timerd.openapi import openapi_document
+from timerd.openapi import CURSOR_PATTERN, DocumentLimits, openapi_document
 from timerd.origin_guard import HostRule, host_origin_middleware
 from timerd.service import TimerService
 from timerd.store import Cursor, IdempotencyRecord
@@ -45,6 +43,9 @@ PROBLEM_TYPE = "application/problem+json"
 JSON_TYPE = "application/json"
 ROUTE_CREATE = "POST /timers"
 ROUTE_BATCH = "POST /timers/batch"
+_CURSOR = re.compile(CURSOR_PATTERN.removeprefix("^").removesuffix("$"), re.ASCII)
+_ID_PATH = "/timers/{id:(?!batch$)[^/]+}"
+"""/timers/batch is only the batch route: a 405 there lists exactly its own methods."""
 _HTTP_PROBLEMS = {
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
@@ -182,15 +183,16 @@ def _canonical(value: Any) -> Any:
 
 
 def _replay(record: IdempotencyRecord, body_hash: str) -> web.Response:
+    """Answer with the first answer's very bytes (a client may compare or sign them)."""
     if record.body_hash != body_hash:
         raise ValidationFailed(
             [FieldError("Idempotency-Key", "was used before with a different body")]
         )
-    headers = {"Idempotent-Replayed": "true"}
+    headers = {"Idempotent-Replayed": "true", "Content-Type": JSON_TYPE}
     data = json.loads(record.response)
     if "id" in data:
         headers["Location"] = f"/timers/{data['id']}"
-    return _json(data, record.status, headers)
+    return web.Response(body=record.response.encode(), status=record.status, headers=headers)
 
 
 async def _create_idempotently(
@@ -198,9 +200,12 @@ async def _create_idempotently(
     route: str,
     body: Any,
     create: Callable[[Callable[[list[Timer]], IdempotencyRecord] | None], Awaitable[list[Timer]]],
-    answer: Callable[[list[Timer]], dict[str, Any]],
+    answer: Callable[[list[Timer]], bytes],
 ) -> tuple[list[Timer] | None, web.Response | None]:
-    """Run `create` once per Idempotency-Key; return the timers, or a replayed response."""
+    """Run `create` once per Idempotency-Key; return the timers, or a replayed response.
+
+    `answer` makes the success body; the record keeps exactly those bytes for replays.
+    """
     key = _idempotency_key(request)
     if key is None:
         return await create(None), None
@@ -213,7 +218,7 @@ async def _create_idempotently(
 
         def make_record(timers: list[Timer]) -> IdempotencyRecord:
             return IdempotencyRecord(
-                route, key, body_hash, 201, json.dumps(answer(timers)), service.clock.now()
+                route, key, body_hash, 201, answer(timers).decode(), service.clock.now()
             )
 
         return await create(make_record), None
@@ -229,14 +234,14 @@ async def create_timer(request: web.Request) -> web.Response:
         ROUTE_CREATE,
         body,
         lambda record: service.create([spec], record),
-        lambda timers: {"id": timers[0].id},
+        _created_body,
     )
     if replay is not None:
         return replay
     assert timers is not None
-    tid = timers[0].id  # URL-safe characters only: no JSON escaping needed
+    tid = timers[0].id
     return web.Response(
-        body=b'{"id":"%s"}' % tid.encode(),
+        body=_created_body(timers),
         status=201,
         headers={"Content-Type": JSON_TYPE, "Location": f"/timers/{tid}"},
     )
@@ -254,12 +259,21 @@ async def create_batch(request: web.Request) -> web.Response:
         ROUTE_BATCH,
         body,
         lambda record: service.create(specs, record),
-        lambda timers: {"ids": [t.id for t in timers]},
+        _created_batch_body,
     )
     if replay is not None:
         return replay
     assert timers is not None
-    return _json({"ids": [t.id for t in timers]}, 201)
+    return web.Response(body=_created_batch_body(timers), status=201, content_type=JSON_TYPE)
+
+
+def _created_body(timers: list[Timer]) -> bytes:
+    # ids are URL-safe characters only: no JSON escaping needed
+    return b'{"id":"%s"}' % timers[0].id.encode()
+
+
+def _created_batch_body(timers: list[Timer]) -> bytes:
+    return json.dumps({"ids": [t.id for t in timers]}, separators=(",", ":")).encode()
 
 
 def _timer_id(request: web.Request) -> str:
@@ -308,24 +322,19 @@ async def timer_attempts(request: web.Request) -> web.Response:
 
 
 def encode_cursor(cursor: Cursor) -> str:
-    """Return an opaque, URL-safe page cursor."""
-    raw = json.dumps([cursor[0], cursor[1]], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    """Return a URL-safe page cursor: the exact `fire_at` (Python's float repr), `~`, the id."""
+    return f"{cursor[0]!r}~{cursor[1]}"
 
 
 def decode_cursor(text: str) -> Cursor:
-    """Parse a cursor made by `encode_cursor`; raise ValidationFailed if it is not one."""
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        at, tid = json.loads(raw)
-        if isinstance(at, bool) or not isinstance(at, int | float) or not isinstance(tid, str):
-            raise ValueError
-        position = float(at)
-        if not math.isfinite(position):
-            raise ValueError
-        return position, tid
-    except (ValueError, TypeError, OverflowError, binascii.Error, RecursionError):
-        raise ValidationFailed([FieldError("cursor", "is not a cursor from this API")]) from None
+    """Parse a cursor as the document's pattern says; raise ValidationFailed if it is not one.
+
+    Any string of that form is a position (a due time and an id), so it is a valid cursor.
+    """
+    if _CURSOR.fullmatch(text) is None:
+        raise ValidationFailed([FieldError("cursor", "is not a cursor from this API")])
+    at, tid = text.split("~")
+    return float(at), tid
 
 
 async def list_timers(request: web.Request) -> web.Response:
@@ -390,8 +399,18 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    """GET /openapi.json."""
-    return _json(openapi_document())
+    """GET /openapi.json, stating this daemon's configured bounds."""
+    limits = request.app[LIMITS]
+    return _json(
+        openapi_document(
+            DocumentLimits(
+                max_delay_s=limits.body.max_delay_s,
+                max_url_length=limits.body.max_url_length,
+                batch_max=limits.batch_max,
+                list_limit_max=limits.list_limit_max,
+            )
+        )
+    )
 
 
 def add_routes(app: web.Application) -> None:
@@ -399,9 +418,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/timers/batch", create_batch)
     app.router.add_post("/timers", create_timer)
     app.router.add_get("/timers", list_timers, allow_head=False)
-    app.router.add_get("/timers/{id}", get_timer, allow_head=False)
-    app.router.add_delete("/timers/{id}", cancel_timer)
-    app.router.add_patch("/timers/{id}", patch_timer)
+    app.router.add_get(_ID_PATH, get_timer, allow_head=False)
+    app.router.add_delete(_ID_PATH, cancel_timer)
+    app.router.add_patch(_ID_PATH, patch_timer)
     app.router.add_post("/timers/{id}/fire", fire_timer)
     app.router.add_get("/timers/{id}/attempts", timer_attempts, allow_head=False)
     app.router.add_get("/healthz", healthz, allow_head=False)

@@ -33,7 +33,7 @@ from timerd.config import env_name, load_settings, setting_fields
 from timerd.errors import ConfigError, TimerdError
 from timerd.models import Status, redact_url
 from timerd.store import SqliteStore
-from timerd.transfer import export_line, import_timers, iter_store, parse_lines
+from timerd.transfer import export_line, export_store, import_timers, parse_lines
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -496,17 +496,17 @@ def export(status: str, addr: str | None, db: Path | None, verbose: bool) -> Non
         wanted = None if status == "all" else Status(status)
 
         async def dump(store: SqliteStore) -> None:
-            now = time.time()
-            async for timer in iter_store(store, wanted):
-                click.echo(export_line(timer.to_json(now)))
+            async for line in export_store(store, wanted, time.time()):
+                click.echo(line)
 
         _run(read_db(db, dump))
         return
     target = locate(addr, None, verbose=verbose)
 
     def fetch() -> None:
-        for timer in target.client().iter_timers(status, None):
-            click.echo(export_line(timer))
+        client = target.client()
+        for timer in client.iter_timers(status, None):
+            click.echo(export_line(timer, client.attempts(timer["id"])))
 
     _call(target, fetch)
 

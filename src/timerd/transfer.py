@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
+from timerd.config import Settings
 from timerd.errors import TimerdError, ValidationFailed
 from timerd.locking import DatabaseLock
-from timerd.models import LIVE_STATUSES, Status, Timer, is_plausible_id
+from timerd.models import Attempt, Status, Timer
+from timerd.records import attempt_record, parse_record
 from timerd.store import SqliteStore
+from timerd.validation import BodyLimits
 
 _IMPORT_CHUNK = 10_000
 
@@ -35,46 +37,65 @@ async def iter_store(store: SqliteStore, status: Status | None) -> AsyncIterator
         after = (page[-1].fire_at, page[-1].id)
 
 
-def export_line(timer: dict[str, Any]) -> str:
-    """Return one JSON line for a timer (its API form, without the moment-bound time_left)."""
+def export_line(timer: dict[str, Any], history: list[dict[str, Any]]) -> str:
+    """Return one JSON line: a timer's API form (without the moment-bound time_left) and
+    its kept delivery history, entries as `GET /timers/<id>/attempts` gives them."""
     data = {k: v for k, v in timer.items() if k != "time_left"}
-    return json.dumps(data, separators=(",", ":"))
+    data["history"] = history
+    return json.dumps(data, separators=(",", ":"), allow_nan=False)
 
 
-def parse_lines(lines: Iterable[str]) -> list[Timer]:
-    """Validate every line first; raise ImportError_ naming the first bad line."""
-    timers: list[Timer] = []
+async def export_store(store: SqliteStore, status: Status | None, now: float) -> AsyncIterator[str]:
+    """Yield the export line of every timer of `status` (None: all), a page at a time."""
+    page: list[Timer] = []
+    async for timer in iter_store(store, status):
+        page.append(timer)
+        if len(page) == 1000:
+            for line in await _page_lines(store, page, now):
+                yield line
+            page = []
+    for line in await _page_lines(store, page, now):
+        yield line
+
+
+async def _page_lines(store: SqliteStore, page: list[Timer], now: float) -> list[str]:
+    histories = await store.attempts_of([t.id for t in page]) if page else {}
+    return [
+        export_line(t.to_json(now), [attempt_record(a) for a in histories.get(t.id, ())])
+        for t in page
+    ]
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+Record = tuple[Timer, list[Attempt]]
+
+
+def parse_lines(lines: Iterable[str], limits: BodyLimits | None = None) -> list[Record]:
+    """Validate every line with the API's rules first; raise ImportError_ at the first bad one."""
+    limits = limits or default_import_limits()
+    records: list[Record] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            timers.append(_parse_timer(json.loads(line)))
-        except (ValueError, KeyError, TypeError, ValidationFailed) as exc:
-            reason = str(exc) if not isinstance(exc, KeyError) else f"missing field {exc}"
+            records.append(parse_record(json.loads(line, parse_constant=_no_constant), limits))
+        except (ValueError, RecursionError, ValidationFailed) as exc:
+            reason = str(exc) if isinstance(exc, ValidationFailed) else f"not valid JSON ({exc})"
             raise ImportError_(f"line {number}: {reason}") from None
-    return timers
+    return records
 
 
-def _parse_timer(data: Any) -> Timer:
-    if not isinstance(data, dict):
-        raise ValueError("not a JSON object")
-    timer = Timer.from_json(data)
-    if not is_plausible_id(timer.id):
-        raise ValueError(f"bad id {timer.id!r}")
-    if not timer.url.startswith(("http://", "https://")):
-        raise ValueError("url must be an http or https URL")
-    for name in ("fire_at", "created_at", "updated_at"):
-        if not math.isfinite(getattr(timer, name)):
-            raise ValueError(f"{name} must be a finite number")
-    if timer.status in LIVE_STATUSES and timer.next_at is None:
-        timer = timer.evolve(next_at=timer.fire_at)
-    if timer.status not in LIVE_STATUSES and timer.next_at is not None:
-        timer = timer.evolve(next_at=None)
-    return timer
+def default_import_limits() -> BodyLimits:
+    """The body limits of a daemon with default settings (import reads no config)."""
+    settings = Settings()
+    return BodyLimits(max_delay_s=settings.max_delay_s, max_url_length=settings.max_url_length)
 
 
-async def import_timers(db: Path, timers: list[Timer]) -> tuple[int, int]:
-    """Insert `timers` into `db` (created if missing), skipping existing ids.
+async def import_timers(db: Path, timers: list[Record]) -> tuple[int, int]:
+    """Insert `timers` and their histories into `db` (created if missing), skipping existing ids.
 
     Holds the daemon lock meanwhile, so it refuses a database a daemon holds.
     Returns `(imported, skipped)`.
@@ -88,7 +109,7 @@ async def import_timers(db: Path, timers: list[Timer]) -> tuple[int, int]:
         try:
             imported = 0
             for start in range(0, len(timers), _IMPORT_CHUNK):
-                imported += await store.insert_missing(timers[start : start + _IMPORT_CHUNK])
+                imported += await store.import_missing(timers[start : start + _IMPORT_CHUNK])
         finally:
             await store.close()
     finally:

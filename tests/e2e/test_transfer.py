@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
+import time
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 
-from tests.e2e.conftest import BULK_COUNT, CliRunner, DaemonStarter
+from tests.conftest import Hit, Receiver
+from tests.e2e.conftest import (
+    BULK_COUNT,
+    CliRunner,
+    DaemonStarter,
+    create_timer,
+    get_attempts,
+    get_timer,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -92,3 +105,147 @@ async def test_import_of_a_file_with_a_bad_line_imports_nothing(
     assert "line 3" in piped.one_error_line()
     if db.exists():
         assert (await cli("list", "--db", db, "--json")).ok().json() == []
+
+
+async def _wait_for(
+    http: aiohttp.ClientSession, base: str, tid: str, status: str, attempts: int
+) -> None:
+    """Poll until the timer has `status` and `attempts` history entries (deadline: 20 s)."""
+    deadline = time.monotonic() + 20
+    while True:
+        timer = await get_timer(http, base, tid)
+        history = await get_attempts(http, base, tid)
+        if timer["status"] == status and len(history) == attempts:
+            return
+        assert time.monotonic() < deadline, (timer, history)
+        await asyncio.sleep(0.05)
+
+
+async def test_export_then_import_keeps_every_field_and_the_delivery_history(
+    cli: CliRunner,
+    daemon: DaemonStarter,
+    http: aiohttp.ClientSession,
+    receiver: Receiver,
+    tmp_path: Path,
+) -> None:
+    failures = {"flaky": 2, "down": 99}
+
+    async def respond(hit: Hit) -> web.StreamResponse:
+        kind = hit.path.split("/")[2]
+        if failures.get(kind, 0) > 0:
+            failures[kind] -= 1
+            return web.Response(status=503, text="busy")
+        return web.Response(status=204)
+
+    receiver.respond = respond
+    source = tmp_path / "a.db"
+    a = await daemon(source, "--max-attempts", "3")
+    flaky = await create_timer(http, a.url, seconds=0, url=f"{receiver.url}/flaky")
+    down = await create_timer(http, a.url, seconds=0, url=f"{receiver.url}/down")
+    later = await create_timer(http, a.url, hours=5, url=f"{receiver.url}/later?k=v")
+    gone = await create_timer(http, a.url, seconds=0.5, url=f"{receiver.url}/gone")
+    async with http.delete(f"{a.url}/timers/{gone}") as resp:
+        assert resp.status == 200
+    await _wait_for(http, a.url, flaky, "fired", 3)
+    await _wait_for(http, a.url, down, "failed", 3)
+    ids = [flaky, down, later, gone]
+    before = {tid: await get_timer(http, a.url, tid) for tid in ids}
+    history = {tid: await get_attempts(http, a.url, tid) for tid in ids}
+    assert await a.stop() == 0
+
+    dump = tmp_path / "a.jsonl"
+    (await cli("export", "--db", source, stdout_file=dump)).ok()
+    target = tmp_path / "b.db"
+    assert (
+        await cli("import", dump, "--db", target)
+    ).ok().stdout.strip() == "imported 4, skipped 0"
+    dump_b = tmp_path / "b.jsonl"
+    (await cli("export", "--db", target, stdout_file=dump_b)).ok()
+    assert dump_b.read_text() == dump.read_text()
+    lines = {json.loads(line)["id"]: json.loads(line) for line in dump.read_text().splitlines()}
+    assert [len(lines[tid]["history"]) for tid in ids] == [3, 3, 0, 0]
+
+    b = await daemon(target, "--max-attempts", "3")
+    for tid in ids:
+        after = await get_timer(http, b.url, tid)
+        for name, value in before[tid].items():
+            if name != "time_left":
+                assert after[name] == value, (tid, name)
+        assert await get_attempts(http, b.url, tid) == history[tid], tid
+    # the imported history goes on: a new attempt comes after the three imported ones
+    failures["down"] = 0
+    async with http.post(f"{b.url}/timers/{down}/fire") as resp:
+        assert resp.status == 202
+    await _wait_for(http, b.url, down, "fired", 4)
+    assert (await get_attempts(http, b.url, down))[:3] == history[down]
+
+
+GOOD_LINE: dict[str, Any] = {
+    "id": "GoodTimer0000000000001",
+    "url": "http://127.0.0.1:9/hook",
+    "fire_at": 2_000_000_000.0,
+    "created_at": 1_700_000_000.0,
+    "status": "pending",
+    "attempts": 0,
+    "updated_at": 1_700_000_000.0,
+    "fired_at": None,
+    "last_status_code": None,
+    "last_error": None,
+    "next_attempt_at": 2_000_000_000.0,
+    "history": [],
+}
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "says"),
+    [
+        ('"fire_at":NaN', "NaN"),
+        ('"fire_at":Infinity', "Infinity"),
+        ('"fire_at":-Infinity', "Infinity"),
+        ('"fire_at":1e400', "fire_at"),
+        ('"next_attempt_at":1e400', "next_attempt_at"),
+        ('"attempts":-1', "attempts"),
+        ('"url":"http://a.example/x\\r\\nHost: evil"', "url"),
+        ('"url":"http://999.999.999.999/hook"', "url"),
+        ('"url":"ftp://a.example/"', "url"),
+        ('"secs":30', "secs"),
+        ('"last_status_code":99', "last_status_code"),
+        (
+            '"history":[{"attempt":1,"started_at":NaN,"duration_ms":1,"status_code":null,'
+            '"error":null,"outcome":"retry"}]',
+            "NaN",
+        ),
+        (
+            '"history":[{"attempt":0,"started_at":1,"duration_ms":-1,"status_code":null,'
+            '"error":null,"outcome":"won"}]',
+            "history[0].attempt",
+        ),
+    ],
+    ids=repr,
+)
+async def test_import_refuses_what_the_api_refuses(
+    cli: CliRunner, tmp_path: Path, bad_line: str, says: str
+) -> None:
+    good = json.dumps(GOOD_LINE, separators=(",", ":"))
+    other = good.replace("0000000001", "0000000002")
+    field = bad_line.split(":", 1)[0]
+    # the bad value replaces the field in the third line (or is added, for a new field)
+    third = good.replace("0000000001", "0000000003")
+    start = third.find(field + ":")
+    if start >= 0:
+        end = third.find(',"', start)
+        end = len(third) - 1 if end < 0 else end  # the last field: up to the closing brace
+        bad = third[:start] + bad_line + third[end:]
+    else:
+        bad = third[:-1] + "," + bad_line + "}"
+    dump = tmp_path / "bad.jsonl"
+    dump.write_text("\n".join([good, other, bad, good.replace("0000000001", "0000000004")]) + "\n")
+    db = tmp_path / "x.db"
+    line = (await cli("import", dump, "--db", db)).one_error_line()
+    assert "line 3" in line
+    assert says in line
+    if db.exists():
+        assert (await cli("list", "--db", db, "--json")).ok().json() == []
+    # the good lines alone do import
+    dump.write_text("\n".join([good, other]) + "\n")
+    assert (await cli("import", dump, "--db", db)).ok().stdout.strip() == "imported 2, skipped 0"

@@ -223,7 +223,7 @@ def test_fuzz_urls_against_the_validator(url: str) -> None:
     """Arbitrary hosts, IDN and control characters: accepted or 4xx, never an exception."""
     limits = BodyLimits(max_delay_s=1e9, max_url_length=2048)
     try:
-        spec = parse_create({"url": url}, now=0.0, limits=limits)
+        spec = parse_create({"seconds": 0, "url": url}, now=0.0, limits=limits)
     except TimerdError as exc:
         rejected_status = exc.status
     else:

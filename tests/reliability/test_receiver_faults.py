@@ -124,7 +124,8 @@ async def wait_status(
 
 
 async def create(api: TestClient[Any, Any], url: str, **when: Any) -> str:
-    resp = await api.post("/timers", json={"url": url, **when})
+    """Create a timer due `when` (durations or fire_at; none: now)."""
+    resp = await api.post("/timers", json={"url": url, **(when or {"seconds": 0})})
     assert resp.status == 201, await resp.text()
     return str((await resp.json())["id"])
 

@@ -61,6 +61,10 @@ _COLUMNS = ", ".join(Timer._fields)  # so that a Timer is its own row (see _row)
 _COLUMN_COUNT = len(Timer._fields)
 _INSERT = f"INSERT INTO timers ({_COLUMNS})"
 _INSERT_MISSING = f"INSERT OR IGNORE INTO timers ({_COLUMNS})"
+_INSERT_HISTORY = (
+    "INSERT INTO attempts (timer_id, seq, attempt, started_at, duration_ms, status_code, error, "
+    "outcome)"
+)
 _SET_STATE = (
     "status = ?, next_at = ?, attempts = ?, updated_at = ?, fired_at = ?, "
     "last_status_code = ?, last_error = ?"
@@ -196,6 +200,37 @@ def _outcome_rows(outcomes: list[tuple[Timer, Attempt]]) -> list[tuple[Any, ...]
         )
         for t, a in outcomes
     ]
+
+
+def _import_records(
+    conn: sqlite3.Connection, records: Sequence[tuple[Timer, Sequence[Attempt]]]
+) -> int:
+    """Insert the new timers of `records` and their histories; return how many."""
+    ids = [timer.id for timer, _ in records]
+    existing: set[str] = set()
+    for start in range(0, len(ids), _ROWS_PER_STATEMENT):
+        chunk = ids[start : start + _ROWS_PER_STATEMENT]
+        marks = ", ".join("?" for _ in chunk)
+        existing.update(
+            r[0] for r in conn.execute(f"SELECT id FROM timers WHERE id IN ({marks})", chunk)
+        )
+    fresh: dict[str, tuple[Timer, Sequence[Attempt]]] = {}
+    for timer, history in records:
+        if timer.id not in existing:
+            fresh.setdefault(timer.id, (timer, history))
+    _insert_rows(conn, _INSERT, _COLUMN_COUNT, [_row(timer) for timer, _ in fresh.values()])
+    history_rows = [
+        (tid, seq, a.attempt, a.started_at, a.duration_ms, a.status_code, a.error, a.outcome.value)
+        for tid, (_, history) in fresh.items()
+        for seq, a in enumerate(history, start=1)
+    ]
+    _insert_rows(conn, _INSERT_HISTORY, 8, history_rows)
+    # the next outcome takes the seq after the imported ones (see OUTCOME_STEPS)
+    conn.executemany(
+        "UPDATE timers SET history_seq = ? WHERE id = ?",
+        [(len(history), tid) for tid, (_, history) in fresh.items() if history],
+    )
+    return len(fresh)
 
 
 def _exact(column: str) -> str:
@@ -440,6 +475,15 @@ class SqliteStore:
         result: int = await self._submit("insert_missing", (list(timers),), bounded=False)
         return result
 
+    async def import_missing(self, records: Sequence[tuple[Timer, Sequence[Attempt]]]) -> int:
+        """Insert the timers whose ids are new, each with its delivery history, at once.
+
+        An id that exists, or came earlier in `records`, is skipped with its history.
+        Returns how many timers were inserted.
+        """
+        result: int = await self._submit("import", (list(records),), bounded=False)
+        return result
+
     async def update_timer(self, timer: Timer, expect: frozenset[Status]) -> bool:
         """Replace the row by `timer` if its stored status is in `expect`."""
         result: bool = await self._submit("update_if", (timer, expect), bounded=False)
@@ -677,6 +721,8 @@ class SqliteStore:
                 rows = [_row(t) for t in write.args[0]]
                 counts.append(_insert_rows(conn, _INSERT_MISSING, _COLUMN_COUNT, rows))
             return counts
+        if kind == "import":
+            return [_import_records(conn, w.args[0]) for w in run]
         if kind == "update_if":
             (write,) = run
             timer, expect = write.args
@@ -821,6 +867,23 @@ class SqliteStore:
             (timer_id,),
         )
         return [Attempt(timer_id, r[0], r[1], r[2], r[3], r[4], Outcome(r[5])) for r in rows]
+
+    async def attempts_of(self, timer_ids: Sequence[str]) -> dict[str, list[Attempt]]:
+        """Return the kept attempts of those of `timer_ids` that have any, oldest first."""
+        found: dict[str, list[Attempt]] = {}
+        for start in range(0, len(timer_ids), 500):
+            chunk = timer_ids[start : start + 500]
+            rows = await self._read(
+                "SELECT timer_id, attempt, started_at, duration_ms, status_code, error, outcome "
+                f"FROM attempts WHERE timer_id IN ({', '.join('?' for _ in chunk)}) "
+                "ORDER BY timer_id, seq",
+                chunk,
+            )
+            for r in rows:
+                found.setdefault(r[0], []).append(
+                    Attempt(r[0], r[1], r[2], r[3], r[4], r[5], Outcome(r[6]))
+                )
+        return found
 
     async def count_by_status(self) -> dict[Status, int]:
         """Return how many timers are in each status (an index-only count)."""
