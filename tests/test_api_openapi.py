@@ -10,7 +10,8 @@ from aiohttp import web
 
 from tests.test_api_helpers import Client
 from timerd.api import add_routes
-from timerd.openapi import CURSOR_PATTERN, openapi_document
+from timerd.cursor import CURSOR_PATTERN
+from timerd.openapi import openapi_document
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
 

@@ -506,3 +506,20 @@ async def test_405_names_the_allowed_methods(api: Client) -> None:
     resp = await api.put("/timers")
     await assert_problem(resp, 405)
     assert set(resp.headers.get("Allow", "").replace(" ", "").split(",")) == {"GET", "POST"}
+
+
+async def test_list_live_is_pending_and_retrying_by_due_time(api: Client) -> None:
+    """SPEC: `status` is one status, `live` (pending and retrying) or `all`."""
+    soon = await api.post("/timers", json={"seconds": 60, "url": "http://127.0.0.1:9/a"})
+    later = await api.post("/timers", json={"seconds": 120, "url": "http://127.0.0.1:9/a"})
+    gone = await api.post("/timers", json={"seconds": 30, "url": "http://127.0.0.1:9/a"})
+    ids = [(await r.json())["id"] for r in (soon, later, gone)]
+    assert (await api.delete(f"/timers/{ids[2]}")).status == 200
+    resp = await api.get("/timers", params={"status": "live", "limit": "1"})
+    assert resp.status == 200
+    page = await resp.json()
+    assert [t["id"] for t in page["timers"]] == [ids[0]]
+    resp = await api.get("/timers", params={"status": "live", "cursor": page["next_cursor"]})
+    rest = await resp.json()
+    assert [t["id"] for t in rest["timers"]] == [ids[1]]
+    assert rest["next_cursor"] is None

@@ -131,8 +131,10 @@ class TestStoreContract:
         pending = timer(T0 + 1)
         cancelled = timer(T0 + 2, status=Status.CANCELLED, next_at=None)
         await store.insert_timers([pending, cancelled])
-        assert [t.id for t in await store.list_timers(Status.CANCELLED, 10, None)] == [cancelled.id]
-        assert [t.id for t in await store.list_timers(Status.PENDING, 10, None)] == [pending.id]
+        assert [t.id for t in await store.list_timers({Status.CANCELLED}, 10, None)] == [
+            cancelled.id
+        ]
+        assert [t.id for t in await store.list_timers({Status.PENDING}, 10, None)] == [pending.id]
 
     async def test_due_keys_are_live_ordered_and_bounded(self, store: Store) -> None:
         live = [timer(T0 + i) for i in range(10)]

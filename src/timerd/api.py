@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from aiohttp import web
 
 from timerd.auth import auth_middleware
 from timerd.body_deadline import body_deadline_middleware
+from timerd.cursor import decode_cursor, encode_cursor
 from timerd.errors import (
     BadRequest,
     FieldError,
@@ -28,11 +28,11 @@ from timerd.errors import (
     ValidationFailed,
 )
 from timerd.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from timerd.models import Status, Timer, is_plausible_id
-from timerd.openapi import CURSOR_PATTERN, DocumentLimits, openapi_document
+from timerd.models import LIVE_STATUSES, Status, Timer, is_plausible_id
+from timerd.openapi import DocumentLimits, openapi_document
 from timerd.origin_guard import HostRule, host_origin_middleware
 from timerd.service import TimerService
-from timerd.store import Cursor, IdempotencyRecord
+from timerd.store import IdempotencyRecord
 from timerd.validation import BodyLimits, parse_batch, parse_create, parse_patch
 from timerd.webui import add_ui_routes, is_public_path
 
@@ -43,7 +43,6 @@ PROBLEM_TYPE = "application/problem+json"
 JSON_TYPE = "application/json"
 ROUTE_CREATE = "POST /timers"
 ROUTE_BATCH = "POST /timers/batch"
-_CURSOR = re.compile(CURSOR_PATTERN.removeprefix("^").removesuffix("$"), re.ASCII)
 _ID_PATH = "/timers/{id:(?!batch$)[^/]+}"
 """/timers/batch is only the batch route: a 405 there lists exactly its own methods."""
 _HTTP_PROBLEMS = {
@@ -321,34 +320,20 @@ async def timer_attempts(request: web.Request) -> web.Response:
     return _json({"attempts": [a.to_json() for a in attempts]})
 
 
-def encode_cursor(cursor: Cursor) -> str:
-    """Return a URL-safe page cursor: the exact `fire_at` (Python's float repr), `~`, the id."""
-    return f"{cursor[0]!r}~{cursor[1]}"
-
-
-def decode_cursor(text: str) -> Cursor:
-    """Parse a cursor as the document's pattern says; raise ValidationFailed if it is not one.
-
-    Any string of that form is a position (a due time and an id), so it is a valid cursor.
-    """
-    if _CURSOR.fullmatch(text) is None:
-        raise ValidationFailed([FieldError("cursor", "is not a cursor from this API")])
-    at, tid = text.split("~")
-    return float(at), tid
-
-
 async def list_timers(request: web.Request) -> web.Response:
     """GET /timers?status=&limit=&cursor=."""
     service, limits = request.app[SERVICE], request.app[LIMITS]
     query = request.query
     errors: list[FieldError] = []
-    status: Status | None = None
+    statuses: frozenset[Status] | None = None
     raw_status = query.get("status", "all")
-    if raw_status != "all":
+    if raw_status == "live":
+        statuses = LIVE_STATUSES
+    elif raw_status != "all":
         try:
-            status = Status(raw_status)
+            statuses = frozenset({Status(raw_status)})
         except ValueError:
-            names = ", ".join([*(s.value for s in Status), "all"])
+            names = ", ".join([*(s.value for s in Status), "live", "all"])
             errors.append(FieldError("status", f"must be one of {names}"))
     limit = 100
     raw_limit = query.get("limit")
@@ -372,7 +357,7 @@ async def list_timers(request: web.Request) -> web.Response:
             errors.extend(exc.errors)
     if errors:
         raise ValidationFailed(errors)
-    page = await service.list_timers(status, limit + 1, after)
+    page = await service.list_timers(statuses, limit + 1, after)
     more = len(page) > limit
     page = page[:limit]
     now = service.clock.now()

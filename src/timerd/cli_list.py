@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import heapq
 import json
-import math
 import shlex
 import time
 from collections.abc import Callable, Coroutine, Iterable
@@ -19,7 +15,8 @@ import click
 from timerd.cli_errors import CliError
 from timerd.cli_target import addr_option, locate, verbose_option
 from timerd.cli_time import format_left, format_time
-from timerd.errors import TimerdError
+from timerd.cursor import Cursor, decode_cursor, encode_cursor
+from timerd.errors import TimerdError, ValidationFailed
 from timerd.models import LIVE_STATUSES, Status, Timer, redact_url
 from timerd.store import SqliteStore
 
@@ -55,49 +52,31 @@ def render_table(headers: list[str], cells: Iterable[list[str]]) -> None:
         click.echo("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
 
 
-def encode_cursor(fire_at: float, timer_id: str) -> str:
-    """Return the page cursor of a position, in the API's own format (so both accept it)."""
-    raw = json.dumps([fire_at, timer_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(text: str) -> tuple[float, str]:
+def parse_cursor(text: str) -> Cursor:
     """Parse a cursor of `timerd list` or of the API's `next_cursor`; BadParameter if not one."""
     try:
-        at, tid = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-        if isinstance(at, bool) or not isinstance(at, int | float) or not isinstance(tid, str):
-            raise ValueError
-        if not math.isfinite(at):
-            raise ValueError
-    except (ValueError, TypeError, binascii.Error, RecursionError):
+        return decode_cursor(text)
+    except ValidationFailed:
         raise click.BadParameter(
             f"{text!r} is not a cursor from `timerd list`", param_hint="'--cursor'"
         ) from None
-    return float(at), tid
 
 
-def _wanted(status: str) -> list[Status | None]:
-    if status == "live":
-        live: list[Status | None] = [*sorted(LIVE_STATUSES)]
-        return live
-    return [None] if status == "all" else [Status(status)]
-
-
-def _merged(pages: list[list[dict[str, Any]]], limit: int) -> list[dict[str, Any]]:
-    """Merge pages already ordered by (fire_at, id) and keep the first `limit`."""
-    merged = heapq.merge(*pages, key=lambda r: (r["fire_at"], r["id"]))
-    return [row for row, _ in zip(merged, range(limit), strict=False)]
+def statuses_of(status: str) -> frozenset[Status] | None:
+    """Return the statuses a `--status` choice means (None: every status)."""
+    if status == "all":
+        return None
+    return LIVE_STATUSES if status == "live" else frozenset({Status(status)})
 
 
 def _from_db(db: Path, status: str, limit: int, cursor: str | None) -> list[dict[str, Any]]:
-    after = decode_cursor(cursor) if cursor else None
+    after = parse_cursor(cursor) if cursor else None
 
-    async def read(store: SqliteStore) -> list[list[Timer]]:
-        return [await store.list_timers(s, limit, after) for s in _wanted(status)]
+    async def read(store: SqliteStore) -> list[Timer]:
+        return await store.list_timers(statuses_of(status), limit, after)
 
     now = time.time()
-    pages = run_async(read_db(db, read))
-    return _merged([[t.to_json(now) for t in page] for page in pages], limit)
+    return [t.to_json(now) for t in run_async(read_db(db, read))]
 
 
 def _continue_line(ctx: click.Context, cursor: str) -> str:
@@ -158,19 +137,17 @@ def list_(
         rows = _from_db(db, status, limit + 1, cursor)
     else:
         if cursor:
-            decode_cursor(cursor)
+            parse_cursor(cursor)
         client = locate(addr, None, verbose=verbose).client()
 
-        def fetch() -> list[dict[str, Any]]:
-            api = ["all"] if status == "all" else [str(s) for s in _wanted(status)]
-            return _merged([list(client.iter_timers(s, limit + 1, cursor)) for s in api], limit + 1)
-
         try:
-            rows = fetch()
+            rows = list(client.iter_timers(status, limit + 1, cursor))
         except TimerdError as exc:
             raise CliError(str(exc)) from None
     more, rows = len(rows) > limit, rows[:limit]
-    footer = _continue_line(ctx, encode_cursor(rows[-1]["fire_at"], rows[-1]["id"])) if more else ""
+    footer = (
+        _continue_line(ctx, encode_cursor((rows[-1]["fire_at"], rows[-1]["id"]))) if more else ""
+    )
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         if footer:

@@ -11,6 +11,7 @@ from typing import Any
 
 from timerd import __version__
 from timerd.config import TEN_YEARS_S
+from timerd.cursor import CURSOR_PATTERN
 from timerd.validation import EPOCH_MAX_S, human_duration
 from timerd.webui import ui_paths
 
@@ -43,7 +44,6 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(code): _PROBLEM for code in codes}
 
 
-CURSOR_PATTERN = r"^-?[0-9]{1,20}(\.[0-9]{1,20})?(e[-+][0-9]{1,2})?~[A-Za-z0-9_-]{1,64}$"
 """A page cursor: the last row's `fire_at` as Python writes a float, `~`, then its id."""
 _LABEL = "[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?"
 _OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
@@ -260,9 +260,19 @@ _PATHS: dict[str, Any] = {
                 {
                     "name": "status",
                     "in": "query",
+                    "description": "One status, `live` (pending and retrying) or `all`.",
                     "schema": {
                         "type": "string",
-                        "enum": ["pending", "retrying", "fired", "failed", "cancelled", "all"],
+                        "enum": [
+                            "pending",
+                            "retrying",
+                            "fired",
+                            "failed",
+                            "cancelled",
+                            "live",
+                            "all",
+                        ],
+                        "default": "all",
                     },
                 },
                 # "limit" is added by openapi_document: its maximum is a setting

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 from timerd.clock import Clock
@@ -131,10 +131,10 @@ class TimerService:
         return timer
 
     async def list_timers(
-        self, status: Status | None, limit: int, after: Cursor | None
+        self, statuses: Collection[Status] | None, limit: int, after: Cursor | None
     ) -> list[Timer]:
-        """Return one page of timers ordered by due time."""
-        return await self.store.list_timers(status, limit, after)
+        """Return one page of timers in `statuses` (None: all) ordered by due time."""
+        return await self.store.list_timers(statuses, limit, after)
 
     async def attempts(self, timer_id: str) -> list[Attempt]:
         """Return a timer's kept delivery history, oldest first."""

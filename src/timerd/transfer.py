@@ -29,7 +29,7 @@ async def iter_store(store: SqliteStore, status: Status | None) -> AsyncIterator
     """Yield every timer of `status` (None: all) by due time, a page at a time."""
     after = None
     while True:
-        page = await store.list_timers(status, 1000, after)
+        page = await store.list_timers(None if status is None else {status}, 1000, after)
         for timer in page:
             yield timer
         if len(page) < 1000:

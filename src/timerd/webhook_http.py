@@ -23,6 +23,7 @@ from urllib.parse import quote, unquote, urlsplit
 from aiohttp.abc import AbstractResolver
 
 from timerd.models import append_segment
+from timerd.outbound import resolver_name
 from timerd.webhook_conn import Connection, HttpAnswer, ReceiverClosed
 from timerd.webhook_pool import IdlePool, Origin
 
@@ -61,9 +62,7 @@ def _parse_target(url: str) -> _Target:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an absolute http(s) URL: {url[:100]}")
-    host = parts.hostname
-    if not host.isascii():
-        host = host.encode("idna").decode("ascii")
+    host = resolver_name(parts.hostname)  # the name the outbound policy judged
     port = parts.port or (443 if parts.scheme == "https" else 80)
     default_port = port == (443 if parts.scheme == "https" else 80)
     shown = f"[{host}]" if ":" in host else host

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from timerd import __version__
 from timerd.figures import parse_figures
-from timerd.models import Status, Timer
+from timerd.models import LIVE_STATUSES, Status, Timer
 
 if TYPE_CHECKING:
     from timerd.service import TimerService
@@ -129,9 +129,7 @@ async def _counts(service: TimerService) -> dict[str, int]:
 
 async def next_timers(service: TimerService, count: int) -> list[Timer]:
     """Return the `count` live timers due soonest (pending or retrying), soonest first."""
-    live: list[Timer] = []
-    for status in (Status.PENDING, Status.RETRYING):
-        live.extend(await service.list_timers(status, count, None))
+    live = await service.list_timers(LIVE_STATUSES, count, None)
     live.sort(key=lambda t: (t.next_at if t.next_at is not None else t.fire_at, t.id))
     return live[:count]
 
@@ -150,7 +148,7 @@ async def newest_timers(
     full: tuple[float, list[Timer]] | None = None  # a lower bound with more than a page after it
     for span_s in (*_SPANS_S, None):
         lo = None if span_s is None else now - span_s
-        page = await service.list_timers(status, _SCAN, None if lo is None else (lo, ""))
+        page = await service.list_timers({status}, _SCAN, None if lo is None else (lo, ""))
         if len(page) < _SCAN:
             best = page
             if len(page) >= count or lo is None:
@@ -167,7 +165,7 @@ async def newest_timers(
         mid = (full_lo + ok_lo) / 2
         if not full_lo < mid < ok_lo:
             break
-        page = await service.list_timers(status, _SCAN, (mid, ""))
+        page = await service.list_timers({status}, _SCAN, (mid, ""))
         if len(page) < _SCAN:
             best, ok_lo = page, mid
             if len(page) >= count:

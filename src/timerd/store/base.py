@@ -7,15 +7,13 @@ database behind the same methods.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from timerd.cursor import Cursor
 from timerd.models import Attempt, Status, Timer
 from timerd.store.claims import LocalClaims
-
-Cursor = tuple[float, str]
-"""A keyset position: `(time, id)`; listings continue strictly after it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +88,10 @@ class Store(Protocol):
         ...
 
     async def list_timers(
-        self, status: Status | None, limit: int, after: Cursor | None
+        self, statuses: Collection[Status] | None, limit: int, after: Cursor | None
     ) -> list[Timer]:
-        """Return up to `limit` timers ordered by `(fire_at, id)`, strictly after `after`.
+        """Return up to `limit` timers in `statuses` (None: every status) ordered by
+        `(fire_at, id)`, strictly after `after`.
 
         Served by an index: never scans the table.
         """

@@ -17,17 +17,18 @@ import os
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
+from timerd.cursor import Cursor
 from timerd.errors import Conflict, DatabaseError, TimerdError, Unavailable
 from timerd.folders import make_private_dirs
 from timerd.models import LIVE_STATUSES, Attempt, Outcome, Status, Timer
-from timerd.store.base import Cursor, IdempotencyRecord
+from timerd.store.base import IdempotencyRecord
 from timerd.store.claims import LocalClaims
 from timerd.store.migrations import migrate
 
@@ -833,7 +834,7 @@ class SqliteStore:
             return None
 
     async def list_timers(
-        self, status: Status | None, limit: int, after: Cursor | None
+        self, statuses: Collection[Status] | None, limit: int, after: Cursor | None
     ) -> list[Timer]:
         """Return a page ordered by `(fire_at, id)` strictly after `after`.
 
@@ -841,11 +842,11 @@ class SqliteStore:
         the first `limit` of each range and merges them (no index on `fire_at` alone: it
         would cost every insert, and listing is rare next to creating).
         """
-        statuses = [status] if status is not None else list(Status)
+        wanted = sorted(statuses) if statuses is not None else list(Status)
         params: list[Any] = []
-        for s in statuses:
+        for s in wanted:
             params.extend((s.value, *(after or ()), limit))
-        rows = await self._read_rows(list_query(len(statuses), after is not None), (*params, limit))
+        rows = await self._read_rows(list_query(len(wanted), after is not None), (*params, limit))
         return sorted((_timer(r) for r in rows), key=lambda t: (t.fire_at, t.id))
 
     async def due_keys(self, after: Cursor | None, until: float, limit: int) -> list[Cursor]:
