@@ -21,6 +21,7 @@ test: $(BIN)/timerd
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	sh tests/browser/ensure_chromium.sh
+	sh tests/pg/ensure_postgres.sh
 	$(BIN)/pytest
 
 unit: $(BIN)/timerd
