@@ -1,6 +1,7 @@
-"""The Store contract, as one test class meant to run against every backend.
+"""The Store contract, as one test class run against every backend (`BACKENDS`).
 
-Only SQLite exists today; a PostgreSQL backend adds itself to `BACKENDS`.
+`TestStoreContract` runs on SQLite and PostgreSQL; what follows it is SQLite's own (the
+file, WAL, its query plans, its writer's batching). PostgreSQL's own: test_store_postgres.py.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg.plugin import fresh_database
 from timerd.errors import Conflict, DatabaseError, Unavailable
 from timerd.models import LIVE_STATUSES, Attempt, Outcome, Status, Timer, new_id
-from timerd.store import IdempotencyRecord, SqliteStore, Store
+from timerd.store import IdempotencyRecord, PostgresStore, SqliteStore, Store
 from timerd.store import sqlite as sqlite_store
 from timerd.store.migrations import LATEST_VERSION, MIGRATIONS, migrate
 
@@ -58,15 +60,22 @@ async def query_plan(
         conn.close()
 
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    assert request.param == "sqlite"
-    s = await open_sqlite(tmp_path / "t.db")
-    yield s
-    await s.close()
+    """The contract's subject: a fresh store on each backend (PostgreSQL: its own database)."""
+    if request.param == "sqlite":
+        s = await open_sqlite(tmp_path / "t.db")
+        yield s
+        await s.close()
+        return
+    async with fresh_database(request.getfixturevalue("pg_cluster")) as url:
+        pg = PostgresStore(url, attempts_kept=3)
+        await pg.open()
+        yield pg
+        await pg.close()
 
 
 class TestStoreContract:

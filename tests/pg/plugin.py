@@ -7,6 +7,7 @@ server first (tests/pg/ensure_postgres.sh).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -51,20 +52,29 @@ def pg_cluster() -> Iterator[PgCluster]:
         cluster.stop()
 
 
-@pytest.fixture
-async def pg_url(pg_cluster: PgCluster) -> AsyncIterator[str]:
-    """Create an empty database for one test; return its URL (password included)."""
+@contextlib.asynccontextmanager
+async def fresh_database(cluster: PgCluster) -> AsyncIterator[str]:
+    """Create an empty database on `cluster`, yield its URL (password included), drop it."""
     import asyncpg
 
     name = "timerd_test_" + secrets.token_hex(6)
-    admin = await asyncpg.connect(pg_cluster.url())
+    admin = await asyncpg.connect(cluster.url())
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    yield pg_cluster.url(name)
-    admin = await asyncpg.connect(pg_cluster.url())
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield cluster.url(name)
     finally:
-        await admin.close()
+        admin = await asyncpg.connect(cluster.url())
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def pg_url(pg_cluster: PgCluster) -> AsyncIterator[str]:
+    """Create an empty database for one test; return its URL (password included)."""
+    async with fresh_database(pg_cluster) as url:
+        yield url
