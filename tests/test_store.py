@@ -236,6 +236,30 @@ class TestStoreContract:
         assert await store.purge_idempotency(T0 + 11) == 1
         assert await store.get_idempotency("POST /timers", "k1") is None
 
+    async def test_two_outcomes_of_one_timer_in_one_commit_apply_in_order(
+        self, store: Store
+    ) -> None:
+        t = timer(T0)
+        await store.insert_timers([t])
+        retry = t.evolve(status=Status.RETRYING, attempts=1, next_at=T0 + 1, last_error="HTTP 500")
+        fired = retry.evolve(status=Status.FIRED, attempts=2, next_at=None, last_error=None)
+        await store.record_attempts(
+            [
+                (retry, Attempt(t.id, 1, T0, 1.0, 500, "HTTP 500", Outcome.RETRY)),
+                (fired, Attempt(t.id, 2, T0 + 1, 1.0, 200, None, Outcome.DELIVERED)),
+            ]
+        )
+        assert [a.attempt for a in await store.attempts(t.id)] == [1, 2]
+        assert await store.get_timer(t.id) == fired
+
+    async def test_same_key_twice_in_one_commit_keeps_the_last(self, store: Store) -> None:
+        first = IdempotencyRecord("POST /timers", "k", "h1", 201, '{"id": "a"}', T0)
+        second = IdempotencyRecord("POST /timers", "k", "h2", 201, '{"id": "b"}', T0 + 1)
+        a, b = timer(T0), timer(T0)
+        await asyncio.gather(store.insert_timers([a], first), store.insert_timers([b], second))
+        assert len(await store.get_timers([a.id, b.id])) == 2
+        assert await store.get_idempotency("POST /timers", "k") == second
+
     async def test_insert_missing_skips_existing(self, store: Store) -> None:
         a, b = timer(T0), timer(T0 + 1)
         assert await store.insert_missing([a]) == 1
