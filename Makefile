@@ -25,6 +25,7 @@ test: $(BIN)/timerd
 	$(BIN)/pytest
 
 unit: $(BIN)/timerd
+	sh tests/pg/ensure_postgres.sh
 	$(BIN)/pytest -m 'not e2e'
 
 e2e: $(BIN)/timerd

@@ -275,6 +275,10 @@ class TestStoreContract:
         assert counts[Status.FIRED] == 0
 
 
+# SQLite only from here on: its file, WAL, query plans and writer (PostgreSQL's own:
+# tests/test_store_postgres.py).
+
+
 class TestSqliteFile:
     """What is particular to the SQLite file."""
 
