@@ -32,9 +32,11 @@ test: $(TEST_STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	sh tests/browser/ensure_chromium.sh
+	sh tests/pg/ensure_postgres.sh
 	$(BIN)/pytest
 
 unit: $(TEST_STAMP)
+	sh tests/pg/ensure_postgres.sh
 	$(BIN)/pytest -m 'not e2e'
 
 e2e: $(TEST_STAMP)

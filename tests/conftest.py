@@ -16,6 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from timerd.config import Settings
 from timerd.daemon import build_app
 
+pytest_plugins = ["tests.pg.plugin"]  # the throwaway PostgreSQL: pg_cluster, pg_url
+
 AiohttpServer = Callable[..., Awaitable[TestServer]]
 AiohttpClient = Callable[..., Awaitable[TestClient[Any, Any]]]
 

@@ -1,6 +1,7 @@
-"""The Store contract, as one test class meant to run against every backend.
+"""The Store contract, as one test class run against every backend (`BACKENDS`).
 
-Only SQLite exists today; a PostgreSQL backend adds itself to `BACKENDS`.
+`TestStoreContract` runs on SQLite and PostgreSQL; what follows it is SQLite's own (the
+file, WAL, its query plans, its writer's batching). PostgreSQL's own: test_store_postgres.py.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg.plugin import fresh_database
 from timerd.errors import Conflict, DatabaseError, Unavailable
 from timerd.models import LIVE_STATUSES, Attempt, Outcome, Status, Timer, new_id
-from timerd.store import IdempotencyRecord, SqliteStore, Store
+from timerd.store import IdempotencyRecord, PostgresStore, SqliteStore, Store
 from timerd.store import sqlite as sqlite_store
 from timerd.store.migrations import LATEST_VERSION, MIGRATIONS, migrate
 
@@ -58,15 +60,22 @@ async def query_plan(
         conn.close()
 
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    assert request.param == "sqlite"
-    s = await open_sqlite(tmp_path / "t.db")
-    yield s
-    await s.close()
+    """The contract's subject: a fresh store on each backend (PostgreSQL: its own database)."""
+    if request.param == "sqlite":
+        s = await open_sqlite(tmp_path / "t.db")
+        yield s
+        await s.close()
+        return
+    async with fresh_database(request.getfixturevalue("pg_cluster")) as url:
+        pg = PostgresStore(url, attempts_kept=3)
+        await pg.open()
+        yield pg
+        await pg.close()
 
 
 class TestStoreContract:
@@ -229,6 +238,30 @@ class TestStoreContract:
         assert await store.purge_idempotency(T0 + 11) == 1
         assert await store.get_idempotency("POST /timers", "k1") is None
 
+    async def test_two_outcomes_of_one_timer_in_one_commit_apply_in_order(
+        self, store: Store
+    ) -> None:
+        t = timer(T0)
+        await store.insert_timers([t])
+        retry = t.evolve(status=Status.RETRYING, attempts=1, next_at=T0 + 1, last_error="HTTP 500")
+        fired = retry.evolve(status=Status.FIRED, attempts=2, next_at=None, last_error=None)
+        await store.record_attempts(
+            [
+                (retry, Attempt(t.id, 1, T0, 1.0, 500, "HTTP 500", Outcome.RETRY)),
+                (fired, Attempt(t.id, 2, T0 + 1, 1.0, 200, None, Outcome.DELIVERED)),
+            ]
+        )
+        assert [a.attempt for a in await store.attempts(t.id)] == [1, 2]
+        assert await store.get_timer(t.id) == fired
+
+    async def test_same_key_twice_in_one_commit_keeps_the_last(self, store: Store) -> None:
+        first = IdempotencyRecord("POST /timers", "k", "h1", 201, '{"id": "a"}', T0)
+        second = IdempotencyRecord("POST /timers", "k", "h2", 201, '{"id": "b"}', T0 + 1)
+        a, b = timer(T0), timer(T0)
+        await asyncio.gather(store.insert_timers([a], first), store.insert_timers([b], second))
+        assert len(await store.get_timers([a.id, b.id])) == 2
+        assert await store.get_idempotency("POST /timers", "k") == second
+
     async def test_insert_missing_skips_existing(self, store: Store) -> None:
         a, b = timer(T0), timer(T0 + 1)
         assert await store.insert_missing([a]) == 1
@@ -242,6 +275,10 @@ class TestStoreContract:
         assert counts[Status.PENDING] == 2
         assert counts[Status.FAILED] == 1
         assert counts[Status.FIRED] == 0
+
+
+# SQLite only from here on: its file, WAL, query plans and writer (PostgreSQL's own:
+# tests/test_store_postgres.py).
 
 
 class TestSqliteFile:

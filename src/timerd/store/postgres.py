@@ -1,0 +1,249 @@
+"""The PostgreSQL backend: a group-committing writer and a pool of readers.
+
+Several `timerd serve` nodes may share one database: the schema is created or migrated
+under a lock at open, every answer is read from the database, and changes compare the
+stored status (the `version` column is there for compare-and-set). The driver, asyncpg,
+is imported only when a PostgreSQL store is made: the default install does not need it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Collection, Sequence
+from typing import TYPE_CHECKING, Any
+
+from timerd.cursor import Cursor
+from timerd.errors import DatabaseError, Unavailable
+from timerd.models import Attempt, Outcome, Status, Timer
+from timerd.store import postgres_sql as sql
+from timerd.store.base import IdempotencyRecord
+from timerd.store.claims import LocalClaims
+from timerd.store.postgres_connect import (
+    CONNECT_TIMEOUT_S,
+    Connector,
+    PostgresDriverMissing,
+    is_postgres_url,
+    redact_dsn,
+)
+from timerd.store.postgres_schema import LATEST_VERSION, migrate, refuse_newer, schema_version
+from timerd.store.postgres_writer import GroupWriter
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = ["PostgresDriverMissing", "PostgresStore", "is_postgres_url", "redact_dsn"]
+
+log = logging.getLogger(__name__)
+
+
+class PostgresStore:
+    """The `Store` contract on a PostgreSQL database that several nodes may share."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        attempts_kept: int = 20,
+        write_queue_max: int = 50_000,
+        read_only: bool = False,
+        read_connections: int = 4,
+        on_commit: Callable[[float, int], None] | None = None,
+    ) -> None:
+        self._connector = Connector(url, read_only=read_only)  # PostgresDriverMissing here
+        self.display_url = self._connector.display_url
+        """The URL without its password: the only form to print or log."""
+        # in-process claims: right for one node; several nodes need them in rows (issue 15)
+        self.claims = LocalClaims()
+        self._attempts_kept = attempts_kept
+        self._write_queue_max = write_queue_max
+        self._read_only = read_only
+        self._read_connections = read_connections
+        self._on_commit = on_commit
+        self._writer_pool: asyncpg.Pool | None = None
+        self._writer: GroupWriter | None = None
+        self._readers: asyncpg.Pool | None = None
+        self._lookups: dict[str, list[asyncio.Future[Timer | None]]] = {}
+        self._lookup_task: asyncio.Task[None] | None = None
+
+    @property
+    def queued_writes(self) -> int:
+        """Return how many writes wait for a commit."""
+        return self._writer.queued if self._writer is not None else 0
+
+    async def open(self) -> None:
+        """Connect, then create or migrate the schema (read-only stores only check it).
+
+        Raises DatabaseError if the server cannot be reached or refuses us, or the schema
+        is newer than this timerd or not timerd's.
+        """
+        try:
+            self._readers = await self._connector.pool(self._read_connections)
+            if self._read_only:
+                await self._schema(self._readers, migrating=False)
+                return
+            self._writer_pool = await self._connector.pool(1)
+            before = await self._schema(self._writer_pool, migrating=True)
+        except BaseException:
+            await self.close()
+            raise
+        if before != LATEST_VERSION:
+            log.info("migrated %s from schema %d to %d", self.display_url, before, LATEST_VERSION)
+        log.info("opened PostgreSQL database %s", self.display_url)
+        self._writer = GroupWriter(
+            self._writer_pool,
+            self._connector,
+            attempts_kept=self._attempts_kept,
+            write_queue_max=self._write_queue_max,
+            on_commit=self._on_commit,
+        )
+        self._writer.start()
+
+    async def _schema(self, pool: asyncpg.Pool, *, migrating: bool) -> int:
+        """Migrate the schema (return the version before) or check it is current."""
+        try:
+            async with pool.acquire() as conn:
+                if migrating:
+                    return await migrate(conn)
+                current = await schema_version(conn)
+        except self._connector.errors as exc:
+            doing = "create the schema in" if migrating else "read the schema of"
+            reason = self._connector.reason(exc)
+            raise DatabaseError(f"cannot {doing} {self.display_url}: {reason}") from None
+        refuse_newer(current)
+        if current == 0:
+            raise DatabaseError(f"{self.display_url} holds no timerd database")
+        if current < LATEST_VERSION:
+            raise DatabaseError(
+                f"{self.display_url} has an older timerd schema ({current}); "
+                "start `timerd serve` on it once to migrate it"
+            )
+        return current
+
+    async def close(self) -> None:
+        """Commit what is queued, stop the writer and close the connections."""
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
+        for pool in (self._writer_pool, self._readers):
+            if pool is not None:
+                try:
+                    await asyncio.wait_for(pool.close(), CONNECT_TIMEOUT_S)
+                except (TimeoutError, OSError):
+                    pool.terminate()
+        self._writer_pool = self._readers = None
+
+    # writes -------------------------------------------------------------------------------
+
+    async def _submit(self, kind: str, args: tuple[Any, ...], *, bounded: bool) -> Any:
+        if self._writer is None:
+            raise Unavailable("the store is closed or read-only")
+        return await self._writer.submit(kind, args, bounded=bounded)
+
+    async def insert_timers(
+        self, timers: Sequence[Timer], idempotency: IdempotencyRecord | None = None
+    ) -> None:
+        """Insert timers (and the idempotency record) atomically; return once committed."""
+        await self._submit("insert", (list(timers), idempotency), bounded=True)
+
+    async def insert_missing(self, timers: Sequence[Timer]) -> int:
+        """Insert timers whose ids are new, in one transaction; return how many."""
+        result: int = await self._submit("insert_missing", (list(timers),), bounded=False)
+        return result
+
+    async def update_timer(self, timer: Timer, expect: frozenset[Status]) -> bool:
+        """Replace the row by `timer` if its stored status is in `expect`; bump its version."""
+        result: bool = await self._submit("update_if", (timer, expect), bounded=False)
+        return result
+
+    async def record_attempts(self, outcomes: Sequence[tuple[Timer, Attempt]]) -> None:
+        """Store delivery outcomes and their history entries in the next group commit.
+
+        A live timer takes its new state (and a new version); one that is no longer live
+        only gains the history entry.
+        """
+        if outcomes:
+            await self._submit("attempts", (list(outcomes),), bounded=False)
+
+    async def purge_idempotency(self, before: float) -> int:
+        """Forget idempotency records created before `before`."""
+        result: int = await self._submit("purge", (before,), bounded=False)
+        return result
+
+    # reads --------------------------------------------------------------------------------
+
+    async def _fetch(self, statement: str, *args: Any) -> list[Any]:
+        if self._readers is None:
+            raise Unavailable("the store is closed")
+        try:
+            return list(await self._readers.fetch(statement, *args))
+        except self._connector.errors as exc:
+            raise self._connector.unavailable(exc, "be read") from None
+
+    async def get_timer(self, timer_id: str) -> Timer | None:
+        """Return the timer with that id, or None.
+
+        Lookups that arrive in the same turn of the event loop share one query.
+        """
+        future: asyncio.Future[Timer | None] = asyncio.get_running_loop().create_future()
+        self._lookups.setdefault(timer_id, []).append(future)
+        if self._lookup_task is None:
+            self._lookup_task = asyncio.create_task(self._run_lookups())
+        return await future
+
+    async def _run_lookups(self) -> None:
+        try:
+            while self._lookups:
+                batch, self._lookups = self._lookups, {}
+                try:
+                    found = {t.id: t for t in await self.get_timers(list(batch))}
+                except Exception as exc:  # hand the failure to every waiting caller
+                    for futures in batch.values():
+                        for future in futures:
+                            if not future.done():
+                                future.set_exception(exc)
+                    continue
+                for timer_id, futures in batch.items():
+                    for future in futures:
+                        if not future.done():
+                            future.set_result(found.get(timer_id))
+        finally:
+            self._lookup_task = None
+
+    async def get_timers(self, timer_ids: Sequence[str]) -> list[Timer]:
+        """Return the existing timers among `timer_ids`."""
+        if not timer_ids:
+            return []
+        rows = await self._fetch(sql.SELECT_TIMERS, list(timer_ids))
+        return [sql.timer_from_row(r) for r in rows]
+
+    async def list_timers(
+        self, statuses: Collection[Status] | None, limit: int, after: Cursor | None
+    ) -> list[Timer]:
+        """Return a page ordered by `(fire_at, id)` strictly after `after`."""
+        wanted = [s.value for s in (Status if statuses is None else statuses)]
+        at, tid = after or (float("-inf"), "")
+        rows = await self._fetch(sql.LIST_TIMERS, wanted, at, tid, limit)
+        return [sql.timer_from_row(r) for r in rows]
+
+    async def due_keys(self, after: Cursor | None, until: float, limit: int) -> list[Cursor]:
+        """Return `(next_at, id)` of live timers due by `until`, after `after`, in order."""
+        at, tid = after or (float("-inf"), "")
+        rows = await self._fetch(sql.DUE_KEYS, at, tid, until, limit)
+        return [(float(r[0]), str(r[1])) for r in rows]
+
+    async def attempts(self, timer_id: str) -> list[Attempt]:
+        """Return the kept attempts of a timer, oldest first."""
+        rows = await self._fetch(sql.SELECT_ATTEMPTS, timer_id)
+        return [Attempt(timer_id, r[0], r[1], r[2], r[3], r[4], Outcome(r[5])) for r in rows]
+
+    async def count_by_status(self) -> dict[Status, int]:
+        """Return how many timers are in each status (of the whole set, every node's)."""
+        counts = dict.fromkeys(Status, 0)
+        counts.update({Status(r[0]): int(r[1]) for r in await self._fetch(sql.COUNT_BY_STATUS)})
+        return counts
+
+    async def get_idempotency(self, route: str, key: str) -> IdempotencyRecord | None:
+        """Return the stored first answer for `(route, key)`, or None."""
+        rows = await self._fetch(sql.SELECT_IDEMPOTENCY, route, key)
+        return IdempotencyRecord(*rows[0]) if rows else None

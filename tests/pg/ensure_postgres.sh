@@ -1,0 +1,57 @@
+#!/bin/sh
+# Make sure PostgreSQL's server binaries (initdb, pg_ctl) are installed for the tests that run
+# the store contract on PostgreSQL (tests/pg/). Idempotent: does nothing when initdb is found
+# on PATH or under /usr/lib/postgresql/*/bin. Installs Debian's `postgresql` package without
+# creating or starting its default cluster: the tests start a throwaway one of their own.
+# Exits 0 either way; without PostgreSQL those tests FAIL (they skip only with
+# TIMERD_SKIP_POSTGRES=1), so a machine without it never passes silently.
+set -u
+
+found() {
+    if command -v initdb >/dev/null 2>&1; then
+        echo "ensure_postgres: found $(command -v initdb)"
+        return 0
+    fi
+    for bin in /usr/lib/postgresql/*/bin/initdb; do
+        if [ -x "$bin" ]; then
+            echo "ensure_postgres: found $bin"
+            return 0
+        fi
+    done
+    return 1
+}
+
+found && exit 0
+
+if [ "${TIMERD_SKIP_POSTGRES:-}" = "1" ]; then
+    echo "ensure_postgres: no PostgreSQL and TIMERD_SKIP_POSTGRES=1; PostgreSQL tests will skip"
+    exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "ensure_postgres: no apt-get here; install PostgreSQL (14+) or PostgreSQL tests fail"
+    exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" != "0" ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        SUDO="sudo -n"
+    else
+        echo "ensure_postgres: not root and no password-less sudo; PostgreSQL tests will fail"
+        exit 0
+    fi
+fi
+
+echo "ensure_postgres: installing Debian's postgresql package"
+export DEBIAN_FRONTEND=noninteractive
+# no default cluster: nothing listens on 5432 and no service is left running
+$SUDO mkdir -p /etc/postgresql-common/createcluster.d
+echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.d/timerd-tests.conf >/dev/null
+if $SUDO apt-get update -q >/dev/null && \
+    $SUDO apt-get install -y -q --no-install-recommends postgresql >/dev/null; then
+    found || echo "ensure_postgres: installed, but no initdb found"
+else
+    echo "ensure_postgres: apt-get could not install postgresql; PostgreSQL tests will fail"
+fi
+exit 0
