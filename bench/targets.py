@@ -93,7 +93,7 @@ def unavailable(target: Target) -> str | None:
             )
     if target.name == "timerd":
         probe = subprocess.run(
-            [sys.executable, "-c", "import timerd.daemon, timerd.cli"],
+            [sys.executable, "-c", "import timerd.daemon.app, timerd.cli"],
             capture_output=True,
             timeout=60,
             check=False,

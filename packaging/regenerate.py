@@ -1,4 +1,4 @@
-"""Regenerate the example service files from timerd.servicefiles: `python packaging/regenerate.py`.
+"""Regenerate the example service files from timerd.cli.unit_files: `python packaging/regenerate.py`.
 
 tests/test_servicefiles.py fails when a file here differs from what this renders.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from timerd import servicefiles as sf
+from timerd.cli import unit_files as sf
 
 HERE = Path(__file__).resolve().parent
 EXE = Path("/usr/local/bin/timerd")

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from timerd.config import Settings
-from timerd.daemon import build_app
+from timerd.daemon.app import build_app
 
 pytest_plugins = ["tests.pg.plugin"]  # the throwaway PostgreSQL: pg_cluster, pg_url
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.test_api_helpers import FAR_S, Client, all_timers, assert_problem
-from timerd.api import SERVICE
+from timerd.api.app_keys import SERVICE
 from timerd.errors import Unavailable
 
 MakeApi = Callable[..., Awaitable[Client]]

@@ -9,9 +9,9 @@ from typing import Any
 from aiohttp import web
 
 from tests.test_api_helpers import Client
-from timerd.api import add_routes
+from timerd.api.openapi import openapi_document
+from timerd.api.routes import add_routes
 from timerd.cursor import CURSOR_PATTERN
-from timerd.openapi import openapi_document
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
 

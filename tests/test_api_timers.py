@@ -26,7 +26,7 @@ from tests.test_api_helpers import (
     get_timer,
     wait_status,
 )
-from timerd.api import SERVICE
+from timerd.api.app_keys import SERVICE
 
 MakeApi = Callable[..., Awaitable[Client]]
 URL = "https://a.example/hook"

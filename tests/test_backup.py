@@ -14,13 +14,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 from click.testing import CliRunner
 
-from timerd.backup import backup_database, backup_target
-from timerd.cli import cli
+from timerd.cli.group import cli
 from timerd.config import Settings
 from timerd.errors import DatabaseError
-from timerd.locking import DatabaseLock
 from timerd.models import Timer, new_id
 from timerd.store import SqliteStore
+from timerd.store.backup import backup_database, backup_target
+from timerd.store.locking import DatabaseLock
 
 Client = TestClient[Any, Any]
 

@@ -24,7 +24,7 @@ FIRING = ("burst", "steady", "live", "catchup")
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(
-        importlib.util.find_spec("timerd.daemon") is None, reason="the daemon is not built yet"
+        importlib.util.find_spec("timerd.daemon.app") is None, reason="the daemon is not built yet"
     ),
 ]
 

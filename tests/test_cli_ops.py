@@ -14,9 +14,10 @@ from aiohttp.test_utils import TestClient
 from click.testing import CliRunner, Result
 
 from tests.conftest import Receiver
-from timerd.cli import cli
+from timerd.cli.group import cli
 from timerd.config import Settings
-from timerd.figures import (
+from timerd.metrics import Metrics
+from timerd.metrics_summary import (
     Bucket,
     NotTimerdMetrics,
     format_seconds,
@@ -24,7 +25,6 @@ from timerd.figures import (
     parse_figures,
     quantile_text,
 )
-from timerd.metrics import Metrics
 from timerd.models import Status
 
 Client = TestClient[Any, Any]

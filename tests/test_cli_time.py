@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import click
 import pytest
 
-from timerd.cli_list import parse_cursor
-from timerd.cli_time import format_left, parse_duration, parse_instant
+from timerd.cli.list_command import parse_cursor
+from timerd.cli.times import format_left, parse_duration, parse_instant
 from timerd.cursor import encode_cursor
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from timerd.daemon import settle_heap
+from timerd.daemon.app import settle_heap
 
 
 class _Node:

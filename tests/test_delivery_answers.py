@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from tests.conftest import AiohttpClient, make_settings
 from tests.reliability.test_receiver_faults import FaultyServer, faulty
 from tests.test_api_helpers import create, wait_attempts, wait_status
-from timerd.daemon import build_app
-from timerd.delivery import Deliverer, DeliveryPolicy, DeliveryResult, parse_retry_after
+from timerd.daemon.app import build_app
+from timerd.delivery.deliverer import Deliverer, DeliveryPolicy, DeliveryResult, parse_retry_after
 from timerd.models import Timer, new_id
 
 UNREADABLE = ["\xb9", "\xb2\xb3", "\u0661\u0662", "\uff11", "1e3", "-5", "soon", "Mon, 99 Foo"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from timerd.delivery import backoff_s, host_key, parse_retry_after
+from timerd.delivery.deliverer import backoff_s, host_key, parse_retry_after
 
 
 def test_backoff_doubles_is_capped_and_jittered() -> None:

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from timerd import locking
 from timerd.errors import DatabaseLocked
-from timerd.locking import DatabaseLock
+from timerd.store import locking
+from timerd.store.locking import DatabaseLock
 
 # Another process looks at the locks, as a second daemon would.
 _OTHER_PROCESS = """
 import sys
 from pathlib import Path
-from timerd.locking import DatabaseLock
+from timerd.store.locking import DatabaseLock
 lock = DatabaseLock(Path(sys.argv[1]))
 sys.exit(1 if lock.is_held_elsewhere() else 0)
 """

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from timerd.delivery import DeliveryPolicy, DeliveryResult
+from timerd.delivery.deliverer import DeliveryPolicy, DeliveryResult
+from timerd.delivery.retry import decide
 from timerd.models import Outcome, Status, Timer, new_id
-from timerd.retry import decide
 
 NOW = 1_800_000_000.0
 POLICY = DeliveryPolicy(

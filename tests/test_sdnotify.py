@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from timerd import sdnotify
+from timerd.daemon import sdnotify
 
 
 @pytest.fixture

@@ -16,10 +16,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
 
 from tests.conftest import make_settings
-from timerd.auth import check_serve_settings, read_token, token_matches
-from timerd.cli import cli
-from timerd.config import Settings, load_settings
-from timerd.daemon import build_app
+from timerd.api.auth import token_matches
+from timerd.cli.group import cli
+from timerd.config import Settings, load_settings, read_token
+from timerd.daemon.app import build_app
+from timerd.daemon.checks import check_serve_settings
 from timerd.errors import ConfigError
 
 TOKEN = "s3cr3t-token-do-not-leak"

@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestServer
 from tests.conftest import make_settings
 from tests.procs import Daemon
 from timerd.config import load_settings
-from timerd.daemon import build_app
+from timerd.daemon.app import build_app
 
 AiohttpServer = Callable[..., Awaitable[TestServer]]
 BODY_TIMEOUT_S = 0.5

@@ -15,11 +15,11 @@ from aiohttp.test_utils import TestClient
 from click.testing import CliRunner
 
 from tests.conftest import Receiver, make_settings
-from timerd.cli import cli
-from timerd.daemon import build_app
-from timerd.folders import make_private_dirs
-from timerd.locking import DatabaseLock
-from timerd.logs import configure_logging
+from timerd.cli.group import cli
+from timerd.daemon.app import build_app
+from timerd.daemon.logs import configure_logging
+from timerd.store.folders import make_private_dirs
+from timerd.store.locking import DatabaseLock
 
 AiohttpClient = Callable[..., Awaitable[TestClient[Any, Any]]]
 PASSWORD = "pa55w0rd-hunter2"

@@ -10,8 +10,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import Receiver, make_settings
-from timerd.api import SERVICE
-from timerd.daemon import build_app
+from timerd.api.app_keys import SERVICE
+from timerd.daemon.app import build_app
 from timerd.firing.live_count import LiveCount
 
 MakeApi = Callable[..., Awaitable[TestClient[Any, Any]]]

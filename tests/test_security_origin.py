@@ -19,10 +19,10 @@ from aiohttp.test_utils import TestClient
 
 from tests.procs import Daemon
 from tests.test_api_helpers import FAR_S, assert_problem, create, get_timer
-from timerd.auth import check_serve_settings
+from timerd.api.origin_guard import HostRule, split_authority
 from timerd.config import Settings, load_settings
+from timerd.daemon.checks import check_serve_settings
 from timerd.errors import ConfigError
-from timerd.origin_guard import HostRule, split_authority
 
 MakeApi = Callable[..., Awaitable[TestClient[Any, Any]]]
 Client = TestClient[Any, Any]

@@ -20,18 +20,18 @@ from aiohttp.test_utils import TestClient
 
 from tests.conftest import Receiver, make_settings
 from timerd.config import Settings
-from timerd.daemon import build_app
-from timerd.delivery import Deliverer, DeliveryPolicy
-from timerd.errors import ConfigError
-from timerd.models import Timer
-from timerd.outbound import (
+from timerd.daemon.app import build_app
+from timerd.delivery.deliverer import Deliverer, DeliveryPolicy
+from timerd.delivery.outbound import (
     OutboundBlocked,
     OutboundPolicy,
     PolicyResolver,
     carried_ipv4,
-    resolver_name,
 )
-from timerd.webhook_http import WebhookClient
+from timerd.delivery.webhook_client import WebhookClient
+from timerd.errors import ConfigError
+from timerd.hostnames import resolver_name
+from timerd.models import Timer
 
 AiohttpClient = Callable[..., Awaitable[TestClient[Any, Any]]]
 MakeApi = Callable[..., Awaitable[TestClient[Any, Any]]]

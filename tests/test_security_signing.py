@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.conftest import Hit, Receiver
+from timerd.delivery.signing import parse_secret, sign, signature_headers
 from timerd.errors import ConfigError
-from timerd.signing import parse_secret, sign, signature_headers
 
 MakeApi = Callable[..., Awaitable[TestClient[Any, Any]]]
 KEY = b"0123456789abcdef0123456789abcdef"

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import Receiver
 from tests.fakes import FakeClock, settle
-from timerd.delivery import Deliverer, DeliveryPolicy
+from timerd.delivery.deliverer import Deliverer, DeliveryPolicy
 from timerd.firing import due_loop
 from timerd.models import Attempt, Status, Timer, new_id
 from timerd.service import ServiceLimits, TimerService

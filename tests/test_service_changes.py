@@ -18,7 +18,7 @@ from aiohttp import web
 from tests.conftest import Hit, Receiver
 from tests.fakes import FakeClock, settle
 from tests.test_service import POLICY, limits
-from timerd.delivery import Deliverer, DeliveryPolicy, DeliveryResult
+from timerd.delivery.deliverer import Deliverer, DeliveryPolicy, DeliveryResult
 from timerd.errors import Conflict, Unavailable
 from timerd.models import Status, Timer
 from timerd.service import TimerService

@@ -14,8 +14,8 @@ from types import ModuleType
 import pytest
 from click.testing import CliRunner
 
-from timerd import cli_service
-from timerd import servicefiles as sf
+from timerd.cli import service_commands as cli_service
+from timerd.cli import unit_files as sf
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGING = ROOT / "packaging"

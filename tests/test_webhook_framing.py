@@ -11,8 +11,8 @@ import asyncio
 import pytest
 
 from tests.reliability.test_receiver_faults import FaultyServer, faulty
-from timerd.webhook_conn import INTERIM_LIMIT, BadAnswer
-from timerd.webhook_http import WebhookClient
+from timerd.delivery.webhook_client import WebhookClient
+from timerd.delivery.webhook_conn import INTERIM_LIMIT, BadAnswer
 
 AGENT = "timerd/test"
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"

@@ -11,7 +11,7 @@ import trustme
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from timerd.webhook_http import ReceiverClosed, WebhookClient
+from timerd.delivery.webhook_client import ReceiverClosed, WebhookClient
 
 AGENT = "timerd/test"
 

@@ -9,9 +9,9 @@ import pytest
 
 from tests.reliability.test_receiver_faults import FaultyServer, faulty
 from tests.test_security_outbound import FlipResolver
-from timerd.webhook_conn import Connection
-from timerd.webhook_http import WebhookClient
-from timerd.webhook_pool import IdlePool
+from timerd.delivery.webhook_client import WebhookClient
+from timerd.delivery.webhook_conn import Connection
+from timerd.delivery.webhook_pool import IdlePool
 
 KEEP = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 CLOSE = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"

@@ -10,9 +10,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import Receiver
+from timerd.api.openapi import openapi_document
+from timerd.api.webui import is_public_path, load_assets, newest_timers
 from timerd.models import Status, Timer
-from timerd.openapi import openapi_document
-from timerd.webui import is_public_path, load_assets, newest_timers
 
 Client = TestClient[Any, Any]
 

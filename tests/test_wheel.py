@@ -31,7 +31,7 @@ STEP_TIMEOUT_S = 240.0
 HELP_ALL = """
 import sys, click
 from click.testing import CliRunner
-from timerd.cli import cli
+from timerd.cli.group import cli
 bad = []
 def walk(cmd, path):
     result = CliRunner().invoke(cli, [*path, "--help"])

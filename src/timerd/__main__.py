@@ -1,5 +1,5 @@
 """Allow `python -m timerd`."""
 
-from timerd.cli import main
+from timerd.cli.group import main
 
 main()

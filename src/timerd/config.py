@@ -281,3 +281,23 @@ def _kind_name(kind: str) -> str:
         "tuple[str, ...]": "a list of strings",
     }
     return names.get(kind, "a string")
+
+
+def read_token(settings: Settings) -> str:
+    """Return the API token of `settings` ('' for none); raise ConfigError for a bad token_file."""
+    if settings.token:
+        return settings.token
+    if not settings.token_file:
+        return ""
+    path = Path(settings.token_file).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"token_file: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"token_file: {path} is not UTF-8 text") from None
+    lines = text.splitlines()
+    token = lines[0].strip() if lines else ""
+    if not token:
+        raise ConfigError(f"token_file: {path} is empty")
+    return token

@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterator, Seque
 from dataclasses import dataclass
 
 from timerd.clock import Clock
-from timerd.delivery import Deliverer
-from timerd.errors import Conflict, NotFound, TimerdError, Unavailable
+from timerd.delivery.deliverer import Deliverer
+from timerd.errors import Conflict, FieldError, NotFound, TimerdError, Unavailable, ValidationFailed
 from timerd.firing.due_loop import DueLoop, FiringLimits
 from timerd.firing.live_count import LiveCount
 from timerd.metrics import Metrics
@@ -30,6 +30,27 @@ log = logging.getLogger(__name__)
 
 _IDEMPOTENCY_PURGE_EVERY_S = 300.0
 _COUNTS_EVERY_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentRequest:
+    """A create that carried an `Idempotency-Key`: where, which key, and its body's hash."""
+
+    route: str
+    key: str
+    body_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """The first answer to an idempotent create, to send again byte for byte."""
+
+    status: int
+    body: bytes
+
+
+AnswerBody = Callable[[list[Timer]], bytes]
+"""Makes a create's success body from its timers (kept for replays)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +238,33 @@ class TimerService:
         return after
 
     # idempotency keys -----------------------------------------------------------------------
+
+    async def create_once(
+        self, specs: Sequence[CreateSpec], once: IdempotentRequest, answer: AnswerBody
+    ) -> list[Timer] | Replay:
+        """Create timers once per `(route, key)`; a repeat gets the first answer to replay.
+
+        A repeat within the retention window with the same body hash gets a Replay of the
+        first answer's exact bytes (`answer(timers)` made them); with another body it is
+        ValidationFailed (422); while the first request still runs, Conflict (409).
+        """
+        with self.idempotency_slot(once.route, once.key):
+            record = await self.store.get_idempotency(once.route, once.key)
+            retained_from = self.clock.now() - self.limits.idempotency_retention_s
+            if record is not None and record.created_at >= retained_from:
+                if record.body_hash != once.body_hash:
+                    raise ValidationFailed(
+                        [FieldError("Idempotency-Key", "was used before with a different body")]
+                    )
+                return Replay(record.status, record.response.encode())
+
+            def make_record(timers: list[Timer]) -> IdempotencyRecord:
+                body = answer(timers).decode()
+                return IdempotencyRecord(
+                    once.route, once.key, once.body_hash, 201, body, self.clock.now()
+                )
+
+            return await self.create(specs, make_record)
 
     @contextlib.contextmanager
     def idempotency_slot(self, route: str, key: str) -> Iterator[None]:

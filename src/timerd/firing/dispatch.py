@@ -14,7 +14,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from timerd.delivery import host_key
+from timerd.delivery.deliverer import host_key
 from timerd.models import Timer
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ import time
 from dataclasses import dataclass
 
 from timerd.clock import Clock
-from timerd.delivery import Deliverer, DeliveryResult
+from timerd.delivery.deliverer import Deliverer, DeliveryResult
+from timerd.delivery.retry import decide
 from timerd.errors import Conflict, TimerdError
 from timerd.firing.dispatch import Dispatcher
 from timerd.firing.live_count import LiveCount
@@ -29,7 +30,6 @@ from timerd.firing.scheduler import Scheduler
 from timerd.firing.token_bucket import TokenBucket
 from timerd.metrics import Metrics
 from timerd.models import LIVE_STATUSES, Outcome, Timer, redact_url
-from timerd.retry import decide
 from timerd.store import Cursor, Store
 from timerd.store.claims import ClaimKind
 

@@ -140,7 +140,7 @@ class GroupWriter:
         return batch
 
     async def _commit_batch(self, batch: list[_Write]) -> None:
-        import asyncpg
+        import asyncpg  # noqa: PLC0415  the optional driver: a default install has none
 
         started = time.perf_counter()
         try:
@@ -170,7 +170,7 @@ class GroupWriter:
                 write.future.set_result(result)
 
     def _settle_error(self, write: _Write, exc: Exception) -> None:
-        import asyncpg
+        import asyncpg  # noqa: PLC0415  the optional driver: a default install has none
 
         if write.future.done():
             return

@@ -26,10 +26,10 @@ import aiosqlite
 
 from timerd.cursor import Cursor
 from timerd.errors import Conflict, DatabaseError, TimerdError, Unavailable
-from timerd.folders import make_private_dirs
 from timerd.models import LIVE_STATUSES, Attempt, Outcome, Status, Timer
 from timerd.store.base import IdempotencyRecord
 from timerd.store.claims import LocalClaims
+from timerd.store.folders import make_private_dirs
 from timerd.store.migrations import migrate
 
 log = logging.getLogger(__name__)

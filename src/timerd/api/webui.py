@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from timerd import __version__
-from timerd.figures import parse_figures
+from timerd.api.app_keys import SERVICE
+from timerd.metrics_summary import parse_figures
 from timerd.models import LIVE_STATUSES, Status, Timer
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ def is_public_path(path: str) -> bool:
 
 def load_assets() -> dict[str, bytes]:
     """Return every file of `timerd/static` by name."""
-    folder = resources.files("timerd").joinpath("static")
+    folder = resources.files("timerd.api").joinpath("static")
     return {item.name: item.read_bytes() for item in folder.iterdir() if item.is_file()}
 
 
@@ -94,8 +95,6 @@ def add_ui_routes(app: web.Application) -> None:
 
 async def summary(request: web.Request) -> web.Response:
     """GET /ui/summary.json: counts, the next timers, recent outcomes and headline figures."""
-    from timerd.api import SERVICE  # api imports this module; it is loaded by now
-
     service = request.app[SERVICE]
     now = service.clock.now()
     counts = await _counts(service)

@@ -14,10 +14,17 @@ from typing import Any, TypeVar
 
 import click
 
-from timerd.address_file import read_record
-from timerd.cli_errors import CliError
-from timerd.client import DEFAULT_ADDR, BadAddress, Client, configured_client, normalize_addr
+from timerd.cli.errors import CliError
+from timerd.cli.http_client import (
+    DEFAULT_ADDR,
+    BadAddress,
+    Client,
+    configured_client,
+    normalize_addr,
+)
+from timerd.config import load_settings
 from timerd.errors import ConfigError
+from timerd.store.address_file import read_record
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -109,8 +116,6 @@ def _locate(addr: str | None, db: Path | None) -> Target:
 
 def configured_db(config_file: Path | None = None) -> Path:
     """Return the database `timerd serve` would use with the same configuration."""
-    from timerd.config import load_settings
-
     try:
         return load_settings(config_file=config_file).db
     except ConfigError as exc:

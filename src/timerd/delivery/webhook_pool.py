@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict, deque
 
-from timerd.webhook_conn import Connection
+from timerd.delivery.webhook_conn import Connection
 
 Origin = tuple[str, str, int]
 """(scheme, host, port): connections are shared only within one."""

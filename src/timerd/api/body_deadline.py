@@ -17,8 +17,9 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from aiohttp import web
+
 if TYPE_CHECKING:
-    from aiohttp import web
     from aiohttp.streams import StreamReader
     from aiohttp.typedefs import Middleware
 
@@ -39,8 +40,6 @@ def _expire(content: StreamReader, timeout_s: float) -> None:
 
 
 def _request_timeout(timeout_s: float) -> web.Response:
-    from aiohttp import web
-
     body = {
         "type": "urn:timerd:problem:request-timeout",
         "title": "Request timeout",
@@ -58,7 +57,6 @@ Handler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 
 def body_deadline_middleware(timeout_s: float) -> Middleware:
     """Return a middleware that fails a request body still incomplete after `timeout_s`."""
-    from aiohttp import web
 
     @web.middleware
     async def deadline(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -19,9 +19,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from timerd.address_file import record_path
 from timerd.errors import DatabaseError
-from timerd.locking import DatabaseLock
+from timerd.store.address_file import record_path
+from timerd.store.locking import DatabaseLock
 
 BUSY_TIMEOUT_MS = 10_000
 

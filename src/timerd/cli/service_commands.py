@@ -19,9 +19,9 @@ from pathlib import Path, PurePosixPath
 import click
 import platformdirs
 
-from timerd import servicefiles as sf
-from timerd.cli_errors import CliError
-from timerd.folders import make_private_dirs
+from timerd.cli import unit_files as sf
+from timerd.cli.errors import CliError
+from timerd.store.folders import make_private_dirs
 
 # timerd is not on PyPI: a system install comes from a checkout (or a wheel built from one).
 _SYSTEM_INSTALL = (

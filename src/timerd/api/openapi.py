@@ -10,10 +10,10 @@ from functools import cache
 from typing import Any
 
 from timerd import __version__
+from timerd.api.webui import ui_paths
 from timerd.config import TEN_YEARS_S
 from timerd.cursor import CURSOR_PATTERN
 from timerd.validation import EPOCH_MAX_S, human_duration
-from timerd.webui import ui_paths
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _ID_PARAM = {

@@ -17,9 +17,12 @@ from typing import Any, TypeVar
 import click
 
 from timerd import __version__
-from timerd.cli_errors import CliError
-from timerd.cli_list import read_db, render_table, run_async
-from timerd.cli_target import (
+from timerd.cli.errors import CliError
+from timerd.cli.http_client import ApiError
+from timerd.cli.list_command import list_, read_db, render_table, run_async
+from timerd.cli.ops import backup, stats
+from timerd.cli.service_commands import service
+from timerd.cli.target import (
     Target,
     addr_option,
     configured_db,
@@ -27,13 +30,12 @@ from timerd.cli_target import (
     locate,
     verbose_option,
 )
-from timerd.cli_time import format_left, format_time, parse_duration, parse_instant
-from timerd.client import ApiError
+from timerd.cli.times import format_left, format_time, parse_duration, parse_instant
 from timerd.config import env_name, load_settings, setting_fields
 from timerd.errors import ConfigError, TimerdError
 from timerd.models import Status, redact_url
 from timerd.store import SqliteStore
-from timerd.transfer import export_line, export_store, import_timers, parse_lines
+from timerd.store.transfer import export_line, export_store, import_timers, parse_lines
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -203,7 +205,7 @@ def serve(config_file: Path | None, **flags: Any) -> None:
     Example:
       timerd serve --port 8000 --db ./timers.db
     """
-    from timerd.daemon import run  # the server's imports are not needed by other commands
+    from timerd.daemon.app import run  # noqa: PLC0415  other commands start faster without the server's imports
 
     try:
         settings = load_settings(config_file=config_file, overrides=flags)
@@ -542,17 +544,8 @@ def import_(source: Any, db: Path | None, config_file: Path | None) -> None:
     click.echo(f"imported {imported}, skipped {skipped}")
 
 
-def _register_extras() -> None:
-    """Add the command groups that live in their own modules."""
-    from timerd.cli_list import list_
-    from timerd.cli_ops import backup, stats
-    from timerd.cli_service import service
-
-    for command in (list_, service, backup, stats):
-        cli.add_command(command)
-
-
-_register_extras()
+for command in (list_, service, backup, stats):  # the commands that live in their own modules
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -9,13 +9,16 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from timerd.auth import auth_middleware
-from timerd.body_deadline import body_deadline_middleware
+from timerd.api.app_keys import LIMITS, SERVICE, ApiLimits
+from timerd.api.auth import auth_middleware
+from timerd.api.body_deadline import body_deadline_middleware
+from timerd.api.openapi import DocumentLimits, openapi_document
+from timerd.api.origin_guard import HostRule, host_origin_middleware
+from timerd.api.webui import add_ui_routes, is_public_path
 from timerd.cursor import decode_cursor, encode_cursor
 from timerd.errors import (
     BadRequest,
@@ -29,12 +32,8 @@ from timerd.errors import (
 )
 from timerd.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from timerd.models import LIVE_STATUSES, Status, Timer, is_plausible_id
-from timerd.openapi import DocumentLimits, openapi_document
-from timerd.origin_guard import HostRule, host_origin_middleware
-from timerd.service import TimerService
-from timerd.store import IdempotencyRecord
-from timerd.validation import BodyLimits, parse_batch, parse_create, parse_patch
-from timerd.webui import add_ui_routes, is_public_path
+from timerd.service import AnswerBody, IdempotentRequest, Replay, TimerService
+from timerd.validation import CreateSpec, parse_batch, parse_create, parse_patch
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +49,6 @@ _HTTP_PROBLEMS = {
     405: ("method-not-allowed", "Method not allowed"),
     413: ("payload-too-large", "Payload too large"),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class ApiLimits:
-    """Request limits the handlers enforce."""
-
-    body: BodyLimits
-    batch_max: int
-    list_limit_max: int
-    retention_s: float
-
-
-SERVICE = web.AppKey("service", TimerService)
-LIMITS = web.AppKey("limits", ApiLimits)
 
 
 def _timer_json(timer: Timer, now: float, status: int = 200) -> web.Response:
@@ -181,46 +166,23 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def _replay(record: IdempotencyRecord, body_hash: str) -> web.Response:
-    """Answer with the first answer's very bytes (a client may compare or sign them)."""
-    if record.body_hash != body_hash:
-        raise ValidationFailed(
-            [FieldError("Idempotency-Key", "was used before with a different body")]
-        )
-    headers = {"Idempotent-Replayed": "true", "Content-Type": JSON_TYPE}
-    data = json.loads(record.response)
-    if "id" in data:
-        headers["Location"] = f"/timers/{data['id']}"
-    return web.Response(body=record.response.encode(), status=record.status, headers=headers)
-
-
-async def _create_idempotently(
-    request: web.Request,
-    route: str,
-    body: Any,
-    create: Callable[[Callable[[list[Timer]], IdempotencyRecord] | None], Awaitable[list[Timer]]],
-    answer: Callable[[list[Timer]], bytes],
-) -> tuple[list[Timer] | None, web.Response | None]:
-    """Run `create` once per Idempotency-Key; return the timers, or a replayed response.
-
-    `answer` makes the success body; the record keeps exactly those bytes for replays.
-    """
+async def _create(
+    request: web.Request, route: str, body: Any, specs: list[CreateSpec], answer: AnswerBody
+) -> list[Timer] | web.Response:
+    """Create the timers, once per Idempotency-Key; a repeat gets the first answer again."""
+    service = request.app[SERVICE]
     key = _idempotency_key(request)
     if key is None:
-        return await create(None), None
-    service = request.app[SERVICE]
-    body_hash = _body_hash(body, await request.read())
-    with service.idempotency_slot(route, key):
-        record = await service.store.get_idempotency(route, key)
-        if record and record.created_at >= service.clock.now() - request.app[LIMITS].retention_s:
-            return None, _replay(record, body_hash)
-
-        def make_record(timers: list[Timer]) -> IdempotencyRecord:
-            return IdempotencyRecord(
-                route, key, body_hash, 201, answer(timers).decode(), service.clock.now()
-            )
-
-        return await create(make_record), None
+        return await service.create(specs)
+    once = IdempotentRequest(route, key, _body_hash(body, await request.read()))
+    created = await service.create_once(specs, once, answer)
+    if not isinstance(created, Replay):
+        return created
+    headers = {"Idempotent-Replayed": "true", "Content-Type": JSON_TYPE}
+    data = json.loads(created.body)
+    if "id" in data:
+        headers["Location"] = f"/timers/{data['id']}"
+    return web.Response(body=created.body, status=created.status, headers=headers)
 
 
 async def create_timer(request: web.Request) -> web.Response:
@@ -228,16 +190,9 @@ async def create_timer(request: web.Request) -> web.Response:
     service, limits = request.app[SERVICE], request.app[LIMITS]
     body = await _read_json(request)
     spec = parse_create(body, now=service.clock.now(), limits=limits.body)
-    timers, replay = await _create_idempotently(
-        request,
-        ROUTE_CREATE,
-        body,
-        lambda record: service.create([spec], record),
-        _created_body,
-    )
-    if replay is not None:
-        return replay
-    assert timers is not None
+    timers = await _create(request, ROUTE_CREATE, body, [spec], _created_body)
+    if isinstance(timers, web.Response):
+        return timers  # a replay
     tid = timers[0].id
     return web.Response(
         body=_created_body(timers),
@@ -253,16 +208,9 @@ async def create_batch(request: web.Request) -> web.Response:
     specs = parse_batch(
         body, now=service.clock.now(), limits=limits.body, max_items=limits.batch_max
     )
-    timers, replay = await _create_idempotently(
-        request,
-        ROUTE_BATCH,
-        body,
-        lambda record: service.create(specs, record),
-        _created_batch_body,
-    )
-    if replay is not None:
-        return replay
-    assert timers is not None
+    timers = await _create(request, ROUTE_BATCH, body, specs, _created_batch_body)
+    if isinstance(timers, web.Response):
+        return timers  # a replay
     return web.Response(body=_created_batch_body(timers), status=201, content_type=JSON_TYPE)
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from email.message import Message
 from typing import Any
 
+from timerd.config import load_settings, read_token
 from timerd.errors import (
     BadRequest,
     Conflict,
@@ -277,9 +278,6 @@ def configured_client(addr: str) -> Client:
 
     Raises ConfigError for an unreadable `token_file` or a bad setting, BadAddress for `addr`.
     """
-    from timerd.auth import read_token
-    from timerd.config import load_settings
-
     token = read_token(load_settings())
     return Client(addr, token=token or None)
 

@@ -10,7 +10,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from timerd.delivery import DeliveryPolicy, DeliveryResult, backoff_s
+from timerd.delivery.deliverer import DeliveryPolicy, DeliveryResult, backoff_s
 from timerd.models import Attempt, Outcome, Status, Timer
 
 

@@ -22,10 +22,10 @@ from urllib.parse import quote, unquote, urlsplit
 
 from aiohttp.abc import AbstractResolver
 
+from timerd.delivery.webhook_conn import Connection, HttpAnswer, ReceiverClosed
+from timerd.delivery.webhook_pool import IdlePool, Origin
+from timerd.hostnames import resolver_name
 from timerd.models import append_segment
-from timerd.outbound import resolver_name
-from timerd.webhook_conn import Connection, HttpAnswer, ReceiverClosed
-from timerd.webhook_pool import IdlePool, Origin
 
 _SAFE = "/%:@!$&'()*+,;=-._~?"
 _TARGET_CACHE = 4096

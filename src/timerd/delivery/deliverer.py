@@ -18,11 +18,11 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from timerd import __version__
+from timerd.delivery.outbound import OutboundPolicy, PolicyResolver, blocked_reason
+from timerd.delivery.signing import signature_headers
+from timerd.delivery.webhook_client import NoAddress, WebhookClient
+from timerd.delivery.webhook_conn import BODY_LIMIT, BadAnswer, ReceiverClosed
 from timerd.models import Timer
-from timerd.outbound import OutboundPolicy, PolicyResolver, blocked_reason
-from timerd.signing import signature_headers
-from timerd.webhook_conn import BODY_LIMIT, BadAnswer, ReceiverClosed
-from timerd.webhook_http import NoAddress, WebhookClient
 
 BODY_READ_LIMIT = BODY_LIMIT
 """Bytes of a receiver's answer read before the connection is dropped instead of reused."""

@@ -9,10 +9,10 @@ from typing import Any
 
 from timerd.config import Settings
 from timerd.errors import TimerdError, ValidationFailed
-from timerd.locking import DatabaseLock
 from timerd.models import Attempt, Status, Timer
-from timerd.records import attempt_record, parse_record
 from timerd.store import SqliteStore
+from timerd.store.locking import DatabaseLock
+from timerd.store.records import attempt_record, parse_record
 from timerd.validation import BodyLimits
 
 _IMPORT_CHUNK = 10_000

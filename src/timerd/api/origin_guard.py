@@ -24,11 +24,12 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from aiohttp import web
+
 from timerd.errors import ConfigError, TimerdError
-from timerd.outbound import resolver_name
+from timerd.hostnames import resolver_name
 
 if TYPE_CHECKING:
-    from aiohttp import web
     from aiohttp.typedefs import Middleware
 
     from timerd.config import Settings
@@ -240,7 +241,6 @@ def host_origin_middleware(rule: HostRule, *, check_host: bool) -> Middleware:
     Refusals raise `ForbiddenOrigin` (403) or `MisdirectedRequest` (421), which the problem
     middleware around it answers as problem+json.
     """
-    from aiohttp import web
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:

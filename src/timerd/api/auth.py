@@ -1,4 +1,4 @@
-"""API authentication: the bearer token, its middleware, and the checks `serve` makes first.
+"""API authentication: the bearer token and its middleware.
 
 The token comes from `token` (config file, `TIMERD_TOKEN`, `--token`) or, if that is empty,
 the first line of `token_file`. It is compared in constant time and never logged, echoed
@@ -10,63 +10,19 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from timerd.errors import ConfigError, Unauthorized
+from aiohttp import web
+
+from timerd.errors import Unauthorized
 
 if TYPE_CHECKING:
-    from aiohttp import web
     from aiohttp.typedefs import Middleware
-
-    from timerd.config import Settings
 
 OPEN_PATHS = frozenset({"/healthz"})
 """Paths that answer without a token."""
 
 _REALM = 'Bearer realm="timerd"'
-
-
-def read_token(settings: Settings) -> str:
-    """Return the API token of `settings` ('' for none); raise ConfigError for a bad token_file."""
-    if settings.token:
-        return settings.token
-    if not settings.token_file:
-        return ""
-    path = Path(settings.token_file).expanduser()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"token_file: cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"token_file: {path} is not UTF-8 text") from None
-    lines = text.splitlines()
-    token = lines[0].strip() if lines else ""
-    if not token:
-        raise ConfigError(f"token_file: {path} is empty")
-    return token
-
-
-def check_serve_settings(settings: Settings) -> None:
-    """Refuse settings that would expose the daemon; raise ConfigError with one line.
-
-    A non-loopback `host` needs a token unless `insecure` is set. The token file, the
-    signing secret, the outbound rules and `allowed_hosts` must also parse.
-    """
-    from timerd.origin_guard import HostRule
-    from timerd.outbound import OutboundPolicy, is_loopback_host
-    from timerd.signing import parse_secret
-
-    token = read_token(settings)
-    if not token and not settings.insecure and not is_loopback_host(settings.host):
-        raise ConfigError(
-            f"refusing to listen on {settings.host} without an API token: set token "
-            "(TIMERD_TOKEN) or token_file, or pass --insecure to accept anyone on the network"
-        )
-    if settings.signing_secret:
-        parse_secret(settings.signing_secret)
-    OutboundPolicy.from_settings(settings)
-    HostRule.from_settings(settings)
 
 
 def token_matches(header: str | None, token: str) -> bool:
@@ -80,8 +36,6 @@ def token_matches(header: str | None, token: str) -> bool:
 
 
 def _unauthorized(detail: str, error: str | None) -> web.Response:
-    from aiohttp import web
-
     challenge = _REALM if error is None else f'{_REALM}, error="{error}"'
     body = {
         "type": f"urn:timerd:problem:{Unauthorized.type_slug}",
@@ -105,7 +59,6 @@ def auth_middleware(token: str, is_public: Callable[[str], bool] | None = None) 
 
     `/healthz` and the paths `is_public` accepts (pages and assets that hold no data) are open.
     """
-    from aiohttp import web
 
     @web.middleware
     async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -8,12 +8,12 @@ from typing import Any, NoReturn
 
 import click
 
-from timerd.backup import backup_database
-from timerd.cli_errors import CliError
-from timerd.cli_target import addr_option, daemon_db_option, locate, verbose_option
+from timerd.cli.errors import CliError
+from timerd.cli.target import addr_option, daemon_db_option, locate, verbose_option
 from timerd.config import load_settings
 from timerd.errors import ConfigError, TimerdError
-from timerd.figures import Figures, NotTimerdMetrics, parse_figures
+from timerd.metrics_summary import Figures, NotTimerdMetrics, parse_figures
+from timerd.store.backup import backup_database
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

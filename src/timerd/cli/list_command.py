@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 import click
 
-from timerd.cli_errors import CliError
-from timerd.cli_target import addr_option, locate, verbose_option
-from timerd.cli_time import format_left, format_time
+from timerd.cli.errors import CliError
+from timerd.cli.target import addr_option, locate, verbose_option
+from timerd.cli.times import format_left, format_time
 from timerd.cursor import Cursor, decode_cursor, encode_cursor
 from timerd.errors import TimerdError, ValidationFailed
 from timerd.models import LIVE_STATUSES, Status, Timer, redact_url

@@ -18,24 +18,25 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
-from timerd import sdnotify
-from timerd.address_file import AddressRecord, connect_url
-from timerd.api import ApiLimits, build_api
-from timerd.auth import check_serve_settings, read_token
+from timerd.api.app_keys import ApiLimits
+from timerd.api.origin_guard import HostRule
+from timerd.api.routes import build_api
 from timerd.clock import Clock, SystemClock
-from timerd.config import Settings
-from timerd.delivery import Deliverer, DeliveryPolicy
+from timerd.config import Settings, read_token
+from timerd.daemon import sdnotify
+from timerd.daemon.checks import check_serve_settings
+from timerd.daemon.listening import LISTEN_BACKLOG, ListenError, listen_sockets
+from timerd.daemon.logs import configure_logging
+from timerd.delivery.deliverer import Deliverer, DeliveryPolicy
+from timerd.delivery.outbound import OutboundPolicy
+from timerd.delivery.signing import parse_secret
 from timerd.errors import ConfigError, TimerdError
-from timerd.folders import make_private_dirs
-from timerd.listening import LISTEN_BACKLOG, ListenError, listen_sockets
-from timerd.locking import DatabaseLock
-from timerd.logs import configure_logging
 from timerd.metrics import Metrics
-from timerd.origin_guard import HostRule
-from timerd.outbound import OutboundPolicy
 from timerd.service import ServiceLimits, TimerService
-from timerd.signing import parse_secret
 from timerd.store import SqliteStore
+from timerd.store.address_file import AddressRecord, connect_url
+from timerd.store.folders import make_private_dirs
+from timerd.store.locking import DatabaseLock
 from timerd.validation import BodyLimits
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,6 @@ def build_app(
         ),
         batch_max=settings.batch_max,
         list_limit_max=settings.list_limit_max,
-        retention_s=settings.idempotency_retention_s,
     )
     app = build_api(
         service,
@@ -184,7 +184,7 @@ def _run_on(settings: Settings, sockets: list[socket.socket]) -> int:
 
 def _event_loop_run(main: asyncio.Future[int] | object) -> int:
     try:
-        import uvloop
+        import uvloop  # noqa: PLC0415  not on every platform
     except ImportError:  # platforms without uvloop run on the standard loop
         return asyncio.run(main)  # type: ignore[arg-type]
     return uvloop.run(main)  # type: ignore[arg-type]

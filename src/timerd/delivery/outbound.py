@@ -41,6 +41,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 from timerd.errors import ConfigError
+from timerd.hostnames import is_loopback_host, resolver_name
 
 if TYPE_CHECKING:
     from timerd.config import Settings
@@ -60,7 +61,6 @@ LOCAL_NETWORKS: tuple[tuple[IPNetwork, str], ...] = tuple(
         ("fc00::/7", "unique-local"),
     )
 )
-_LOOPBACK_NAMES = ("localhost", "localhost.")
 # IPv6 ranges whose last 32 bits are an IPv4 destination (RFC 4291, 6052, 7915)
 _CARRIES_LOW_IPV4: tuple[tuple[IPNetwork, str], ...] = tuple(
     (ipaddress.ip_network(net), kind)
@@ -83,36 +83,6 @@ class OutboundBlocked(OSError):
 
     def __str__(self) -> str:
         return self.reason
-
-
-def is_loopback_host(host: str) -> bool:
-    """Return True if listening on `host` is reachable from this machine only."""
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def resolver_name(host: str) -> str:
-    """Return `host` as a resolver is asked for it: ASCII, lower case, no trailing dot.
-
-    A name with non-ASCII characters gets the UTS 46 mapping (full-width and circled letters,
-    ideographic dots, case) and IDNA 2008 A-labels, as browsers and yarl do; ASCII labels stay
-    as they are (an underscore is no IDNA label, yet resolvers take it). Raises ValueError
-    for a name that has no such form.
-    """
-    if not host.isascii() and ":" not in host:
-        try:
-            mapped = idna.uts46_remap(host, std3_rules=False, transitional=False)
-            host = ".".join(
-                label if label.isascii() else idna.alabel(label).decode("ascii")
-                for label in mapped.split(".")
-            )
-        except (idna.IDNAError, UnicodeError) as exc:
-            raise ValueError(f"{host!r} is not a valid international domain name ({exc})") from None
-    return host.lower().rstrip(".")
 
 
 def _host_patterns(values: Iterable[str], name: str) -> tuple[str, ...]:
