@@ -76,6 +76,7 @@
         el("span", { class: "muted" }, "latest due " + clockTime(group.latest_fire_at))),
       el("div", { class: "group-actions" }, allButton, " ", selectedButton),
       shown,
+      el("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": `Failed timers of ${group.key}` },
       el("table", {},
         el("thead", {}, el("tr", {},
           el("th", { scope: "col" }, el("span", { class: "sr-only" }, "select")),
@@ -83,7 +84,7 @@
           el("th", { scope: "col" }, "due"), el("th", { scope: "col", class: "num" }, "attempts"),
           el("th", { scope: "col" }, "last error"),
           el("th", { scope: "col" }, el("span", { class: "sr-only" }, "actions")))),
-        body));
+        body)));
   }
 
   async function load(auto) {
