@@ -116,21 +116,20 @@ async def test_url_search_reads_a_bounded_number_of_rows_per_page(
 async def test_timer_view_shows_attempts_and_the_request_the_receiver_got(
     make_api: MakeApi, receiver: Receiver
 ) -> None:
-    async def fail(hit: Hit) -> web.StreamResponse:
-        return web.Response(status=503)
+    async def later(hit: Hit) -> web.StreamResponse:
+        return web.Response(status=503, headers={"Retry-After": "600"})
 
-    receiver.respond = fail
-    client = await make_api(max_attempts=2, signing_secret="whsec_" + "QUJD" * 8)
+    receiver.respond = later
+    client = await make_api(max_attempts=3, signing_secret="whsec_" + "QUJD" * 8)
     host = receiver.url.removeprefix("http://")
     tid = await create(client, seconds=0, url=f"http://user:pw@{host}?k=v")
-    await wait_status(client, tid, "failed")
+    await wait_status(client, tid, "retrying")
     resp = await client.get(f"/ui/timers/{tid}.json")
     assert resp.status == 200
     view = await resp.json()
     assert view["timer"]["url"] == f"http://***@{host}?k=v"
     assert [(a["attempt"], a["status_code"], a["outcome"]) for a in view["attempts"]] == [
-        (1, 503, "retry"),
-        (2, 503, "failed"),
+        (1, 503, "retry")
     ]
     hook = view["webhook"]
     assert hook["method"] == "POST"
@@ -138,16 +137,34 @@ async def test_timer_view_shows_attempts_and_the_request_the_receiver_got(
     assert hook["signed"] is True
     shown = {h["name"]: h["value"] for h in hook["headers"]}
     got = receiver.hits[0].headers
-    for name in ("User-Agent", "Timerd-Fire-At", "Content-Length"):
-        assert shown[name] == got[name], name
-    assert shown["Timerd-Attempt"] == "1"  # fire again starts over
-    assert shown["webhook-id"] == got["webhook-id"] == tid
+    for name in ("User-Agent", "Timerd-Fire-At", "Content-Length", "webhook-id"):
+        assert shown[name] == got[name], name  # the retry sends these unchanged
+    assert shown["webhook-id"] == tid
+    assert shown["Timerd-Attempt"] == "2"
     assert {"webhook-timestamp", "webhook-signature"} <= set(shown) & set(got)
-    assert view["actions"] == {"fire": True, "reschedule": False, "cancel": True}
+    assert view["actions"] == {"fire": True, "reschedule": True, "cancel": True}
     assert "pw" not in await resp.text()
 
     missing = await client.get("/ui/timers/nosuchtimer.json")
     await assert_problem(missing, 404)
+
+
+async def test_a_failed_timers_view_shows_what_fire_again_sends(
+    make_api: MakeApi, receiver: Receiver
+) -> None:
+    async def fail(hit: Hit) -> web.StreamResponse:
+        return web.Response(status=500)
+
+    receiver.respond = fail
+    client = await make_api(max_attempts=2)
+    tid = await create(client, seconds=0, url=receiver.url)
+    await wait_status(client, tid, "failed")
+    view = await (await client.get(f"/ui/timers/{tid}.json")).json()
+    assert [a["outcome"] for a in view["attempts"]] == ["retry", "failed"]
+    shown = {h["name"]: h["value"] for h in view["webhook"]["headers"]}
+    assert shown["Timerd-Attempt"] == "1"  # fire again starts over
+    assert shown["Timerd-Fire-At"].startswith("<when you fire it again")
+    assert view["actions"] == {"fire": True, "reschedule": False, "cancel": True}
 
 
 async def test_an_unsigned_daemon_lists_no_signature_headers(api: Client) -> None:

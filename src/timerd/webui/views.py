@@ -165,6 +165,21 @@ def epoch_text(value: float) -> str:
     return text or "0"
 
 
+def _fire_at_header(timer: Timer) -> dict[str, str]:
+    """The Timerd-Fire-At a receiver gets: the due instant, or when a manual fire was asked."""
+    if timer.status is Status.FAILED:
+        value, note = (
+            "<when you fire it again, epoch seconds>",
+            "a manual fire sends when it was asked",
+        )
+    else:
+        value, note = (
+            epoch_text(timer.fire_at),
+            "the due instant, epoch seconds; the same on every retry",
+        )
+    return {"name": "Timerd-Fire-At", "value": value, "note": note}
+
+
 def _attempt_header(timer: Timer) -> dict[str, str]:
     """The Timerd-Attempt of the next attempt (or, for a finished timer, of the last one)."""
     if timer.status in LIVE_STATUSES:
@@ -181,11 +196,7 @@ def webhook_preview(timer: Timer, signs: bool) -> dict[str, Any]:
     headers = [
         {"name": "User-Agent", "value": f"timerd/{__version__}", "note": ""},
         {"name": "Content-Length", "value": "0", "note": "the body is empty"},
-        {
-            "name": "Timerd-Fire-At",
-            "value": epoch_text(timer.fire_at),
-            "note": "the due instant, epoch seconds; the same on every retry",
-        },
+        _fire_at_header(timer),
         _attempt_header(timer),
     ]
     if signs:
