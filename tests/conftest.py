@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from timerd.config import Settings
 from timerd.daemon.app import build_app
+from timerd.store import PostgresStore, SqliteStore, Store
 
 pytest_plugins = ["tests.pg.plugin"]  # the throwaway PostgreSQL: pg_cluster, pg_url
 
@@ -119,3 +120,32 @@ def make_api(
         return await aiohttp_client(build_app(make_settings(tmp_path, **overrides)))
 
     return factory
+
+
+# stores: every backend of the Store contract ---------------------------------------------
+
+
+async def open_sqlite(path: Path, **kw: object) -> SqliteStore:
+    store = SqliteStore(path, attempts_kept=3, **kw)  # type: ignore[arg-type]
+    await store.open()
+    return store
+
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """The contract's subject: a fresh store on each backend (PostgreSQL: its own database)."""
+    if request.param == "sqlite":
+        s = await open_sqlite(tmp_path / "t.db")
+        yield s
+        await s.close()
+        return
+    from tests.pg.plugin import fresh_database  # a plugin: pytest must import it first
+
+    async with fresh_database(request.getfixturevalue("pg_cluster")) as url:
+        pg = PostgresStore(url, attempts_kept=3)
+        await pg.open()
+        yield pg
+        await pg.close()

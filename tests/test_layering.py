@@ -62,8 +62,13 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+SERVICE_STAGE = {"browse"}  # the status page's bounded reads: operations, beside service.py
+
+
 def stage(module: str) -> str:
     head = module.split(".", maxsplit=1)[0]
+    if head in SERVICE_STAGE:
+        return "service"
     return "core" if head in CORE else head
 
 

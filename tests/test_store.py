@@ -11,15 +11,15 @@ import random
 import re
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
-from tests.pg.plugin import fresh_database
+from tests.conftest import open_sqlite
 from timerd.errors import Conflict, DatabaseError, Unavailable
 from timerd.models import LIVE_STATUSES, Attempt, Outcome, Status, Timer, new_id
-from timerd.store import IdempotencyRecord, PostgresStore, SqliteStore, Store
+from timerd.store import IdempotencyRecord, SqliteStore, Store
 from timerd.store import sqlite as sqlite_store
 from timerd.store.migrations import LATEST_VERSION, MIGRATIONS, migrate
 
@@ -41,12 +41,6 @@ def timer(at: float, **kw: object) -> Timer:
     return Timer(**fields)  # type: ignore[arg-type]
 
 
-async def open_sqlite(path: Path, **kw: object) -> SqliteStore:
-    store = SqliteStore(path, attempts_kept=3, **kw)  # type: ignore[arg-type]
-    await store.open()
-    return store
-
-
 async def query_plan(
     tmp_path: Path, sql: str, params: Sequence[object] | Mapping[str, object] = ()
 ) -> list[str]:
@@ -58,24 +52,6 @@ async def query_plan(
         return [str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
     finally:
         conn.close()
-
-
-BACKENDS = ["sqlite", "postgresql"]
-
-
-@pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """The contract's subject: a fresh store on each backend (PostgreSQL: its own database)."""
-    if request.param == "sqlite":
-        s = await open_sqlite(tmp_path / "t.db")
-        yield s
-        await s.close()
-        return
-    async with fresh_database(request.getfixturevalue("pg_cluster")) as url:
-        pg = PostgresStore(url, attempts_kept=3)
-        await pg.open()
-        yield pg
-        await pg.close()
 
 
 class TestStoreContract:

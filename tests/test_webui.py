@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import bisect
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,12 +13,20 @@ from tests.conftest import Receiver
 from timerd.api.openapi import openapi_document
 from timerd.api.webui import is_public_path, load_assets, newest_timers
 from timerd.models import Status, Timer
+from timerd.store import SqliteStore
 
 Client = TestClient[Any, Any]
 
 
 @pytest.mark.parametrize(
-    ("path", "marker"), [("/", "status.js"), ("/ui", "status.js"), ("/docs", "docs.js")]
+    ("path", "marker"),
+    [
+        ("/", "status.js"),
+        ("/ui", "status.js"),
+        ("/docs", "docs.js"),
+        ("/docs", "vendor/swagger-ui-bundle.js"),
+        ("/ui/timers/AnyId-123", "timer.js"),
+    ],
 )
 async def test_pages_are_html_with_a_strict_policy(api: Client, path: str, marker: str) -> None:
     resp = await api.get(path)
@@ -36,10 +44,9 @@ async def test_pages_are_html_with_a_strict_policy(api: Client, path: str, marke
 
 async def test_every_asset_the_pages_name_is_served(api: Client) -> None:
     assets = load_assets()
-    assert {"status.html", "docs.html", "status.js", "docs.js", "common.js", "timerd.css"} <= set(
-        assets
-    )
-    for name in ("status.js", "docs.js", "common.js", "timerd.css"):
+    names = {"status.html", "docs.html", "timer.html", "status.js", "docs.js", "common.js"}
+    assert names | {"timerd.css", "browse.js", "failures.js", "timer.js", "docs.css"} <= set(assets)
+    for name in ("status.js", "docs.js", "common.js", "timerd.css", "timer.js", "docs.css"):
         resp = await api.get(f"/ui/static/{name}")
         assert resp.status == 200, name
         assert resp.content_type == ("text/css" if name.endswith(".css") else "text/javascript")
@@ -59,15 +66,38 @@ async def test_unknown_or_sneaky_assets_are_404_problems(api: Client, name: str)
 
 
 def test_public_paths_are_pages_and_assets_only() -> None:
-    for path in ("/", "/ui", "/docs", "/ui/static/status.js"):
+    for path in ("/", "/ui", "/docs", "/ui/static/status.js", "/ui/timers/abc-_9"):
         assert is_public_path(path)
-    for path in ("/ui/summary.json", "/timers", "/metrics", "/openapi.json", "/uix", "/docs/x"):
+    for path in (
+        "/ui/summary.json",
+        "/timers",
+        "/metrics",
+        "/openapi.json",
+        "/uix",
+        "/docs/x",
+        "/ui/timers.json",
+        "/ui/timers/abc.json",
+        "/ui/timers/abc/x",
+        "/ui/failures.json",
+        "/ui/failures/fire",
+    ):
         assert not is_public_path(path)
 
 
 def test_openapi_documents_the_ui_routes() -> None:
     paths = openapi_document()["paths"]
-    for path in ("/", "/ui", "/docs", "/ui/summary.json", "/ui/static/{name}"):
+    for path in (
+        "/",
+        "/ui",
+        "/docs",
+        "/ui/summary.json",
+        "/ui/static/{name}",
+        "/ui/static/vendor/{name}",
+        "/ui/timers/{id}",
+        "/ui/timers/{id}.json",
+        "/ui/timers.json",
+        "/ui/failures.json",
+    ):
         assert paths[path]["get"]["tags"] == ["ui"]
 
 
@@ -102,25 +132,16 @@ async def test_summary_shows_counts_next_recent_and_figures(
     assert figures["timers"] == body["counts"]
 
 
-class _Pages:
-    """Pages timers by `(fire_at, id)` like the store, counting the reads."""
-
-    def __init__(self, timers: list[Timer]) -> None:
-        self.timers = sorted(timers, key=lambda t: (t.fire_at, t.id))
-        self.keys = [(t.fire_at, t.id) for t in self.timers]
-        self.reads = 0
-
-    async def list_timers(
-        self, status: Status | None, limit: int, after: tuple[float, str] | None
-    ) -> list[Timer]:
-        self.reads += 1
-        start = 0 if after is None else bisect.bisect_right(self.keys, after)
-        return self.timers[start : start + limit]
-
-
 def _fired(times: list[float]) -> list[Timer]:
     return [
-        Timer(id=f"t{i:06d}", url="http://x/", fire_at=at, created_at=at, status=Status.FIRED)
+        Timer(
+            id=f"t{i:06d}",
+            url="http://x/",
+            fire_at=at,
+            created_at=at,
+            status=Status.FIRED,
+            updated_at=at,
+        )
         for i, at in enumerate(times)
     ]
 
@@ -141,13 +162,16 @@ NOW = 1_800_000_000.0
     ],
     ids=["empty", "one", "sparse", "dense", "two-clusters", "old-sliver", "same-instant"],
 )
-async def test_newest_timers_finds_the_latest_in_few_reads(times: list[float]) -> None:
-    pages = _Pages(_fired(times))
-    got = await newest_timers(pages, Status.FIRED, 8, NOW)  # type: ignore[arg-type]
-    want = sorted(pages.timers, key=lambda t: (t.fire_at, t.id), reverse=True)[:8]
-    if len(times) == 300:  # more than a page at one instant: any 8 of them are the newest
-        assert len(got) == 8
-        assert all(t.fire_at == NOW - 10 for t in got)
-    else:
-        assert [t.id for t in got] == [t.id for t in want]
-    assert pages.reads <= 40
+async def test_newest_timers_are_the_latest_due(times: list[float], tmp_path: Path) -> None:
+    """One index read backwards (it replaced a bisecting search over forward pages)."""
+    store = SqliteStore(tmp_path / "t.db")
+    await store.open()
+    try:
+        timers = _fired(times)
+        others = [t._replace(id="x" + t.id, status=Status.FAILED) for t in timers[:50]]
+        await store.insert_timers(timers + others)
+        got = await newest_timers(store, Status.FIRED, 8)
+    finally:
+        await store.close()
+    want = sorted(timers, key=lambda t: (t.fire_at, t.id), reverse=True)[:8]
+    assert [t.id for t in got] == [t.id for t in want]

@@ -25,6 +25,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = {"status.html", "status.js", "docs.html", "docs.js", "common.js", "timerd.css"}
+ASSETS |= {"timer.html", "timer.js", "browse.js", "failures.js", "docs.css"}
+ASSETS |= {f"vendor/{name}" for name in ("swagger-ui-bundle.js", "swagger-ui.css", "LICENSE")}
 STEP_TIMEOUT_S = 240.0
 
 # every command (and subcommand) answers --help; run inside the installed venv
@@ -97,14 +99,14 @@ async def test_wheel_installs_into_a_fresh_venv_and_fires_a_timer(
     assert wheel.name.startswith(f"timerd-{__version__}-")
 
     names = _wheel_names(wheel)
-    assert {f"timerd/static/{a}" for a in ASSETS} <= set(names)
+    assert {f"timerd/api/static/{a}" for a in ASSETS} <= set(names)
     assert "timerd/py.typed" in names
     assert "timerd/store/migrations.py" in names
     assert not [n for n in names if n.startswith("tests/")]
     assert "timerd = timerd.cli:main" in _entry_points(wheel)
     sdist_names = _sdist_names(sdist)
     for asset in ASSETS:
-        assert any(n.endswith(f"src/timerd/static/{asset}") for n in sdist_names), asset
+        assert any(n.endswith(f"src/timerd/api/static/{asset}") for n in sdist_names), asset
 
     venv = tmp_path / "venv"
     await _run(sys.executable, "-m", "venv", venv)
@@ -140,6 +142,8 @@ async def test_wheel_installs_into_a_fresh_venv_and_fires_a_timer(
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{base}/ui/static/status.js") as resp:
                 assert resp.status == 200  # the assets are found inside the installed package
+            async with http.get(f"{base}/ui/static/vendor/swagger-ui-bundle.js") as resp:
+                assert resp.status == 200  # the docs page's viewer ships inside the wheel
             async with http.get(f"{base}/") as resp:
                 assert resp.status == 200
                 assert "/ui/static/status.js" in await resp.text()

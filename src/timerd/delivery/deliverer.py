@@ -112,6 +112,11 @@ class Deliverer:
         self._client: WebhookClient | None = None
         self.in_flight = 0
 
+    @property
+    def signs(self) -> bool:
+        """Tell whether each webhook carries the Standard Webhooks signature headers."""
+        return self._signing_key is not None
+
     async def start(self) -> None:
         """Open the shared client and its connection pools."""
         resolver = self._resolver

@@ -120,3 +120,24 @@ class Store(Protocol):
     async def count_due(self, until: float) -> int:
         """Return how many live timers are due by `until` (at boot: how many are overdue)."""
         ...
+
+    # reads for the status page (appended; a PostgreSQL backend implements them too) -------
+
+    async def list_timers_desc(
+        self, statuses: Collection[Status] | None, limit: int, before: Cursor | None
+    ) -> list[Timer]:
+        """Return up to `limit` timers ordered by `(fire_at, id)` descending, strictly before
+        `before` (None: from the newest-due).
+
+        `statuses` None means every status. Served by an index: reads at most `limit` rows per
+        status, never scans the table.
+        """
+        ...
+
+    async def list_by_id_prefix(self, prefix: str, limit: int, after: str | None) -> list[Timer]:
+        """Return up to `limit` timers whose id starts with `prefix`, ordered by id, strictly
+        after the id `after` (None: from the first).
+
+        Every status. Served by the primary key: reads at most `limit` rows.
+        """
+        ...

@@ -226,6 +226,25 @@ class PostgresStore:
         rows = await self._fetch(sql.LIST_TIMERS, wanted, at, tid, limit)
         return [sql.timer_from_row(r) for r in rows]
 
+    async def list_timers_desc(
+        self, statuses: Collection[Status] | None, limit: int, before: Cursor | None
+    ) -> list[Timer]:
+        """Return a page ordered by `(fire_at, id)` descending, strictly before `before`."""
+        wanted = [s.value for s in (Status if statuses is None else statuses)]
+        at, tid = before or (float("inf"), "")
+        rows = await self._fetch(sql.LIST_TIMERS_DESC, wanted, at, tid, limit)
+        return [sql.timer_from_row(r) for r in rows]
+
+    async def list_by_id_prefix(self, prefix: str, limit: int, after: str | None) -> list[Timer]:
+        """Return timers whose id starts with `prefix`, in id order, after the id `after`."""
+        rows = await self._fetch(sql.LIST_BY_ID_PREFIX, prefix, after or "", prefix + "\x7f", limit)
+        return [sql.timer_from_row(r) for r in rows]
+
+    async def count_due(self, until: float) -> int:
+        """Return how many live timers are due by `until`."""
+        rows = await self._fetch(sql.COUNT_DUE, until)
+        return int(rows[0][0])
+
     async def due_keys(self, after: Cursor | None, until: float, limit: int) -> list[Cursor]:
         """Return `(next_at, id)` of live timers due by `until`, after `after`, in order."""
         at, tid = after or (float("-inf"), "")

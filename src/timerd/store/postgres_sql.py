@@ -117,6 +117,22 @@ LIST_TIMERS = (
     ") AS t ORDER BY t.fire_at, t.id LIMIT $4"
 )
 
+LIST_TIMERS_DESC = (
+    f"SELECT {', '.join('t.' + c for c in TIMER_COLUMNS.split(', '))} "
+    "FROM unnest($1::text[]) AS s (status) CROSS JOIN LATERAL ("
+    f"SELECT {TIMER_COLUMNS} FROM timers WHERE timers.status = s.status "
+    "AND (timers.fire_at, timers.id) < ($2, $3) "
+    "ORDER BY timers.fire_at DESC, timers.id DESC LIMIT $4"
+    ") AS t ORDER BY t.fire_at DESC, t.id DESC LIMIT $4"
+)
+
+LIST_BY_ID_PREFIX = (
+    f"SELECT {TIMER_COLUMNS} FROM timers WHERE id >= $1 AND id > $2 AND id < $3 "
+    "ORDER BY id LIMIT $4"
+)
+
+COUNT_DUE = "SELECT count(*) FROM timers WHERE next_at IS NOT NULL AND next_at <= $1"
+
 DUE_KEYS = (
     "SELECT next_at, id FROM timers WHERE next_at IS NOT NULL "
     "AND (next_at, id) > ($1, $2) AND next_at <= $3 ORDER BY next_at, id LIMIT $4"

@@ -919,3 +919,46 @@ class SqliteStore:
             "SELECT count(*) FROM timers WHERE next_at IS NOT NULL AND next_at <= ?", (until,)
         )
         return int(rows[0][0])
+
+    # reads for the status page -------------------------------------------------------------
+
+    @staticmethod
+    def list_desc_query(statuses: int, before: bool) -> str:
+        """The newest-first listing SELECT: `list_query` read backwards along the same index.
+
+        Parameters: `(status, [fire_at, id,] limit)` for each status, then the page limit.
+        """
+        where = "status = ?" + (" AND (fire_at, id) < (?, ?)" if before else "")
+        arm = (
+            f"SELECT * FROM (SELECT {_TIMER_JSON}, fire_at, id FROM timers WHERE {where} "
+            "ORDER BY fire_at DESC, id DESC LIMIT ?)"
+        )
+        arms = " UNION ALL ".join([arm] * statuses)
+        return f"SELECT j FROM ({arms}) ORDER BY fire_at DESC, id DESC LIMIT ?"
+
+    async def list_timers_desc(
+        self, statuses: Collection[Status] | None, limit: int, before: Cursor | None
+    ) -> list[Timer]:
+        """Return up to `limit` timers ordered by `(fire_at, id)` descending, strictly before
+        `before`: the newest-due first. Served by an index like `list_timers`."""
+        wanted = sorted(statuses) if statuses is not None else list(Status)
+        params: list[Any] = []
+        for s in wanted:
+            params.extend((s.value, *(before or ()), limit))
+        select = self.list_desc_query(len(wanted), before is not None)
+        rows = await self._read_rows(select, (*params, limit))
+        return sorted((_timer(r) for r in rows), key=lambda t: (t.fire_at, t.id), reverse=True)
+
+    async def list_by_id_prefix(self, prefix: str, limit: int, after: str | None) -> list[Timer]:
+        """Return up to `limit` timers whose id starts with `prefix`, in id order, after `after`.
+
+        One range of the primary key: reads at most `limit` rows. Ids are ASCII, so every id
+        with the prefix sorts below `prefix + "\\x7f"`.
+        """
+        low = max(prefix, after) if after is not None else prefix
+        compare = ">" if after is not None and after >= prefix else ">="
+        select = (
+            f"SELECT {_TIMER_JSON} FROM timers WHERE id {compare} ? AND id < ? ORDER BY id LIMIT ?"
+        )
+        rows = await self._read_rows(select, (low, prefix + "\x7f", limit))
+        return sorted((_timer(r) for r in rows), key=lambda t: t.id)

@@ -1,35 +1,29 @@
-// The status page: polls /ui/summary.json, ticks countdowns locally, fires and cancels timers.
+// The status page's overview: polls /ui/summary.json, ticks countdowns locally, fires and
+// cancels timers (cancel asks first). Find and Failures live in browse.js and failures.js.
 "use strict";
 
 (() => {
-  const { api, reason, el, toast, duration, clockTime } = timerd;
+  const { api, reason, el, toast, duration, clockTime, localTime, badge, timerLink } = timerd;
   const POLL_MS = 2000;
   let clockOffset = 0; // daemon clock minus this browser's clock, seconds
   let pollTimer = null;
 
   const daemonNow = () => Date.now() / 1000 + clockOffset;
 
-  function shortId(id) {
-    return el("span", { class: "mono", title: id }, id.length > 12 ? id.slice(0, 10) + "…" : id);
-  }
-
   function urlCell(url) {
     return el("td", { class: "url mono", title: url }, url);
-  }
-
-  function badge(status) {
-    return el("span", { class: "badge " + status }, status);
   }
 
   function actionButtons(timer) {
     const buttons = [];
     if (timer.status !== "fired" && timer.status !== "cancelled") {
       buttons.push(
-        el("button", { class: "fire", type: "button", "data-action": "fire", "data-id": timer.id },
+        el("button", { class: "fire", type: "button", "data-action": "fire", "data-id": timer.id,
+          "aria-label": `${timer.status === "failed" ? "Fire again" : "Fire now"} ${timer.id}` },
           timer.status === "failed" ? "fire again" : "fire now"),
         " ",
-        el("button", { class: "cancel danger", type: "button", "data-action": "cancel", "data-id": timer.id },
-          "cancel"),
+        el("button", { class: "cancel danger", type: "button", "data-action": "cancel", "data-id": timer.id,
+          "aria-label": `Cancel ${timer.id}` }, "cancel"),
       );
     }
     return el("td", { class: "actions" }, ...buttons);
@@ -51,9 +45,9 @@
     fill("next", timers.map((t) => {
       const due = t.next_attempt_at ?? t.fire_at;
       return el("tr", { "data-id": t.id, class: "timer" },
-        el("td", {}, shortId(t.id)),
+        el("td", {}, timerLink(t.id)),
         urlCell(t.url),
-        el("td", {}, clockTime(due)),
+        el("td", { title: localTime(due) }, clockTime(due)),
         el("td", { class: "countdown", "data-due": due }, countdownText(due)),
         el("td", { class: "num" }, t.attempts),
         el("td", {}, badge(t.status)),
@@ -63,9 +57,9 @@
 
   function renderFailed(timers) {
     fill("recent-failed", timers.map((t) => el("tr", { "data-id": t.id, class: "timer" },
-      el("td", {}, shortId(t.id)),
+      el("td", {}, timerLink(t.id)),
       urlCell(t.url),
-      el("td", {}, clockTime(t.fire_at)),
+      el("td", { title: localTime(t.fire_at) }, clockTime(t.fire_at)),
       el("td", { class: "num" }, t.attempts),
       el("td", { class: "num" }, t.last_status_code ?? "-"),
       el("td", { class: "error" }, t.last_error || "-"),
@@ -74,19 +68,32 @@
 
   function renderFired(timers) {
     fill("recent-fired", timers.map((t) => el("tr", { "data-id": t.id, class: "timer" },
-      el("td", {}, shortId(t.id)),
+      el("td", {}, timerLink(t.id)),
       urlCell(t.url),
-      el("td", {}, clockTime(t.fire_at)),
-      el("td", {}, clockTime(t.fired_at)),
+      el("td", { title: localTime(t.fire_at) }, clockTime(t.fire_at)),
+      el("td", { title: localTime(t.fired_at) }, clockTime(t.fired_at)),
       el("td", { class: "num" }, t.fired_at ? duration(Math.max(0, t.fired_at - t.fire_at)) : "-"),
       el("td", { class: "num" }, t.attempts),
       el("td", { class: "num" }, t.last_status_code ?? "-"))));
   }
 
   function tick() {
+    if (document.body.classList.contains("stale")) return; // frozen data must not look live
     for (const cell of document.querySelectorAll("td.countdown")) {
       cell.textContent = countdownText(Number(cell.dataset.due));
     }
+  }
+
+  /** The highest finite bucket bound: a quantile past it is only known to be beyond it. */
+  function topBound(histogram) {
+    const finite = histogram.buckets.map(([le]) => le).filter((le) => le !== "+Inf");
+    return finite.length ? finite[finite.length - 1] : null;
+  }
+
+  function quantileText(value, histogram) {
+    if (value === null || value === undefined) return "-";
+    if (value === "+Inf" || value === Infinity) return "over " + duration(topBound(histogram));
+    return duration(value);
   }
 
   // The lateness histogram as bars, one per bucket (observations in that bucket, not cumulative).
@@ -98,12 +105,9 @@
       text.textContent = "";
       return;
     }
+    text.textContent = `Median ${quantileText(lateness.p50, lateness)}, ` +
+      `99th percentile ${quantileText(lateness.p99, lateness)}, over ${lateness.count} first attempts.`;
     const buckets = lateness.buckets;
-    // past the top bucket there is no estimate, only a lower bound
-    const topBound = buckets.length > 1 ? buckets[buckets.length - 2][0] : null;
-    const quantile = (v) => (v === "+Inf" ? `over ${duration(topBound)}` : duration(v));
-    text.textContent = `p50 ${quantile(lateness.p50)} · p99 ${quantile(lateness.p99)} · ` +
-      `${lateness.count} first attempts`;
     const counts = buckets.map(([, c], i) => c - (i ? buckets[i - 1][1] : 0));
     const max = Math.max(...counts, 1);
     const W = 520, H = 150, left = 30, bottom = 26, top = 8;
@@ -112,7 +116,7 @@
     const svg = document.createElementNS(ns, "svg");
     svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
     svg.setAttribute("role", "img");
-    svg.setAttribute("aria-label", "fire lateness histogram");
+    svg.setAttribute("aria-label", `Fire lateness histogram: ${text.textContent}`);
     const add = (tag, attrs, content) => {
       const node = document.createElementNS(ns, tag);
       for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
@@ -142,30 +146,41 @@
     box.replaceChildren(svg);
   }
 
+  function renderOverdue(overdue) {
+    const node = document.getElementById("overdue-text");
+    if (!overdue || !overdue.count) {
+      node.hidden = true;
+      return;
+    }
+    node.hidden = false;
+    node.textContent = `Overdue (overdue_s, ${overdue.count} observations): median ` +
+      `${quantileText(overdue.p50, overdue)}, 99th percentile ${quantileText(overdue.p99, overdue)}.`;
+  }
+
   function render(summary) {
     clockOffset = summary.now - Date.now() / 1000;
     document.getElementById("version").textContent = "v" + summary.version;
+    if (summary.started_at) {
+      document.getElementById("started").textContent = "(at " + localTime(summary.started_at) + ")";
+    }
+    document.getElementById("counts-note").textContent =
+      `(every timer kept, by status; counted at most ${summary.counts_every_s ?? 2} s ago)`;
     for (const node of document.querySelectorAll("[data-count]")) {
-      node.textContent = summary.counts[node.dataset.count] ?? 0;
+      node.textContent = (summary.counts[node.dataset.count] ?? 0).toLocaleString();
     }
     const f = summary.figures;
     document.getElementById("in-flight").textContent = f.in_flight;
-    document.getElementById("created").textContent = f.created;
-    document.getElementById("delivered").textContent = f.deliveries.delivered;
-    document.getElementById("retried").textContent = f.deliveries.retried;
-    document.getElementById("failed-total").textContent = f.deliveries.failed;
-    document.getElementById("heap").textContent = f.heap_size;
+    document.getElementById("created").textContent = f.created.toLocaleString();
+    document.getElementById("delivered").textContent = f.deliveries.delivered.toLocaleString();
+    document.getElementById("retried").textContent = f.deliveries.retried.toLocaleString();
+    document.getElementById("failed-total").textContent = f.deliveries.failed.toLocaleString();
+    document.getElementById("heap").textContent = f.heap_size.toLocaleString();
     renderNext(summary.next);
     renderFailed(summary.recent_failed);
     renderFired(summary.recent_fired);
     renderLateness(f.lateness_s);
+    renderOverdue(f.overdue_s);
     document.body.dataset.loaded = "true";
-  }
-
-  function setConn(ok, message) {
-    const node = document.getElementById("conn");
-    node.className = ok ? "ok" : "bad";
-    node.textContent = message;
   }
 
   async function refresh() {
@@ -174,18 +189,24 @@
       const result = await api("GET", "/ui/summary.json");
       if (result.ok && result.data) {
         render(result.data);
-        setConn(true, "live · updated " + new Date().toLocaleTimeString());
+        timerd.setLive(true);
+      } else if (result.status === 401) {
+        timerd.onToken(refresh);
+        timerd.setLive(false, "This daemon asks for a token");
       } else {
-        setConn(false, reason(result));
+        timerd.setLive(false, "The daemon answered " + reason(result));
       }
-    } catch (error) {
-      setConn(false, "daemon unreachable");
+    } catch {
+      timerd.setLive(false, "Cannot reach the daemon");
     }
     pollTimer = setTimeout(refresh, document.hidden ? POLL_MS * 5 : POLL_MS);
   }
 
   async function act(action, id, button) {
-    if (action === "cancel" && !window.confirm(`Cancel timer ${id}? It will never fire.`)) return;
+    if (action === "cancel" &&
+        !(await timerd.confirmAction(`Cancel timer ${id}? It will never fire.`, "Cancel timer"))) {
+      return;
+    }
     button.disabled = true;
     const encoded = encodeURIComponent(id);
     const result = action === "cancel"
@@ -200,7 +221,7 @@
     if (button) act(button.dataset.action, button.dataset.id, button);
   });
   document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
-  timerd.wireTokenPanel(refresh);
   setInterval(tick, 250);
   refresh();
+  window.timerdStatus = { refresh };
 })();
