@@ -7,6 +7,7 @@ the reason printed.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -72,6 +73,15 @@ ALL: dict[str, Target] = {
     "sqlite": Target("sqlite", (sys.executable, str(BENCH / "bulk.py")), frozenset({"batch"})),
 }
 
+# timerd as another checkout has it, beside this one in the same run: set TIMERD_BENCH_BASELINE to
+# that checkout's src folder (e.g. a `git worktree add /tmp/before <commit>`)
+ALL["timerd-baseline"] = Target(
+    "timerd-baseline",
+    (sys.executable, "-m", "timerd", "serve"),
+    ALL["timerd"].scenarios,
+    env={**TIMERD_ENV, "PYTHONPATH": os.environ.get("TIMERD_BENCH_BASELINE", "")},
+)
+
 DEFAULT = ("ceiling", "timerd", "polling", "apscheduler", "apscheduler-nograce", "sqlite")
 
 
@@ -91,6 +101,8 @@ def unavailable(target: Target) -> str | None:
                 "apscheduler/sqlalchemy not importable in .venv-bench: "
                 + (probe.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
             )
+    if target.name == "timerd-baseline" and not os.environ.get("TIMERD_BENCH_BASELINE"):
+        return "set TIMERD_BENCH_BASELINE to the src folder of the checkout to compare with"
     if target.name == "timerd":
         probe = subprocess.run(
             [sys.executable, "-c", "import timerd.daemon.app, timerd.cli"],

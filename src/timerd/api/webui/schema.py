@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from timerd.api.webui.pages import STATIC_PREFIX, VENDOR_PREFIX
+from timerd.api.webui.views import FIRE_AGAIN_MAX, PAGE_MAX
+from timerd.cursor import CURSOR_PATTERN
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _TIMERS = {"type": "array", "items": {"$ref": "#/components/schemas/Timer"}}
@@ -90,21 +92,38 @@ _GROUPS = {
     },
 }
 _FIRE_AGAIN = {
-    "type": "object",
-    "additionalProperties": False,
-    "description": "Either `ids` or `group`.",
-    "properties": {
-        "ids": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-        "group": {
+    "description": "Either `ids` or `group`, not both.",
+    "oneOf": [
+        {
             "type": "object",
             "additionalProperties": False,
-            "required": ["by", "key"],
+            "required": ["ids"],
             "properties": {
-                "by": {"type": "string", "enum": ["host", "error"]},
-                "key": {"type": "string"},
+                "ids": {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                    "minItems": 1,
+                    "maxItems": FIRE_AGAIN_MAX,
+                }
             },
         },
-    },
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["group"],
+            "properties": {
+                "group": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["by", "key"],
+                    "properties": {
+                        "by": {"type": "string", "enum": ["host", "error"]},
+                        "key": {"type": "string"},
+                    },
+                }
+            },
+        },
+    ],
 }
 _STATUS_FILTER = {
     "type": "string",
@@ -118,7 +137,16 @@ def ui_paths() -> dict[str, Any]:
     return {
         "/": {"get": _html("The status page")},
         "/ui": {"get": _html("The status page")},
-        "/ui/timers/{id}": {"parameters": [_ID_PARAM], "get": _html("One timer's page")},
+        "/ui/timers/{id}": {
+            "parameters": [_ID_PARAM],
+            "get": {
+                **_html("One timer's page"),
+                "responses": {
+                    **_html("One timer's page")["responses"],
+                    "404": {**_PROBLEM, "description": "Not a timer id (the page exists for any)"},
+                },
+            },
+        },
         "/docs": {"get": _html("These API docs")},
         "/ui/summary.json": _json_get("What the status page shows, in one read", _SUMMARY),
         "/ui/timers.json": _json_get(
@@ -130,11 +158,23 @@ def ui_paths() -> dict[str, Any]:
                 _query(
                     "id",
                     "An id or the start of one (every status, in id order)",
-                    {"type": "string"},
+                    {"type": "string", "pattern": "^[A-Za-z0-9_-]{0,64}$"},
                 ),
-                _query("url", "A part of the (redacted) URL", {"type": "string"}),
-                _query("limit", "Timers per page", {"type": "integer", "minimum": 1}),
-                _query("cursor", "`next_cursor` of the page before", {"type": "string"}),
+                _query(
+                    "url",
+                    "A part of the (redacted) URL",
+                    {"type": "string", "maxLength": 200},
+                ),
+                _query(
+                    "limit",
+                    "Timers per page",
+                    {"type": "integer", "minimum": 1, "maximum": PAGE_MAX},
+                ),
+                _query(
+                    "cursor",
+                    "`next_cursor` of the page before",
+                    {"type": "string", "pattern": CURSOR_PATTERN},
+                ),
             ],
             responses=bad,
         ),
