@@ -14,8 +14,10 @@ from typing import Any
 
 from aiohttp import web
 
+from timerd import __version__
 from timerd.auth import auth_middleware
 from timerd.body_deadline import body_deadline_middleware
+from timerd.config import Settings, node_id_of
 from timerd.cursor import decode_cursor, encode_cursor
 from timerd.errors import (
     BadRequest,
@@ -32,7 +34,7 @@ from timerd.models import LIVE_STATUSES, Status, Timer, is_plausible_id
 from timerd.openapi import DocumentLimits, openapi_document
 from timerd.origin_guard import HostRule, host_origin_middleware
 from timerd.service import TimerService
-from timerd.store import IdempotencyRecord
+from timerd.store import IdempotencyRecord, LocalNodes, NodeRegistry
 from timerd.validation import BodyLimits, parse_batch, parse_create, parse_patch
 from timerd.webui import add_ui_routes, is_public_path
 
@@ -64,6 +66,7 @@ class ApiLimits:
 
 SERVICE = web.AppKey("service", TimerService)
 LIMITS = web.AppKey("limits", ApiLimits)
+NODES = web.AppKey[NodeRegistry]("nodes")
 
 
 def _timer_json(timer: Timer, now: float, status: int = 200) -> web.Response:
@@ -374,6 +377,12 @@ async def healthz(request: web.Request) -> web.Response:
     return _json({"status": "ok"})
 
 
+async def list_nodes(request: web.Request) -> web.Response:
+    """GET /nodes: the live nodes sharing the timer set (on SQLite, this daemon alone)."""
+    nodes = await request.app[NODES].live()
+    return _json({"nodes": [node.to_json() for node in nodes]})
+
+
 async def metrics(request: web.Request) -> web.Response:
     """GET /metrics in the Prometheus text format."""
     service = request.app[SERVICE]
@@ -409,6 +418,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/timers/{id}/fire", fire_timer)
     app.router.add_get("/timers/{id}/attempts", timer_attempts, allow_head=False)
     app.router.add_get("/healthz", healthz, allow_head=False)
+    app.router.add_get("/nodes", list_nodes, allow_head=False)
     app.router.add_get("/metrics", metrics, allow_head=False)
     app.router.add_get("/openapi.json", openapi, allow_head=False)
     add_ui_routes(app)
@@ -422,11 +432,13 @@ def build_api(
     *,
     body_timeout_s: float,
     host_rule: HostRule | None = None,
+    nodes: NodeRegistry | None = None,
 ) -> web.Application:
     """Return the aiohttp application serving the API over `service`; `token`: required bearer.
 
     `body_timeout_s` bounds a request body; `host_rule` names the Host values answered
-    without a token (default: loopback only).
+    without a token (default: loopback only); `nodes` answers GET /nodes (default: this
+    process alone).
     """
     middlewares = [
         problem_middleware,
@@ -437,5 +449,6 @@ def build_api(
     app = web.Application(middlewares=middlewares, client_max_size=max_body_bytes)
     app[SERVICE] = service
     app[LIMITS] = limits
+    app[NODES] = nodes or LocalNodes(node_id_of(Settings()), __version__)
     add_routes(app)
     return app

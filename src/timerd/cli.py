@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from timerd import __version__
+from timerd.cli_db import Db, db_flag
 from timerd.cli_errors import CliError
 from timerd.cli_list import read_db, render_table, run_async
 from timerd.cli_target import (
@@ -32,7 +33,7 @@ from timerd.client import ApiError
 from timerd.config import env_name, load_settings, setting_fields
 from timerd.errors import ConfigError, TimerdError
 from timerd.models import Status, redact_url
-from timerd.store import SqliteStore
+from timerd.store import AnyStore, display_db
 from timerd.transfer import export_line, export_store, import_timers, parse_lines
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -121,11 +122,9 @@ def _call(target: Target | None, fn: Callable[[], T], flags: dict[str, str] | No
 
 def db_option(fn: F) -> F:
     """Add `--db`, a database to read directly instead of asking the daemon."""
-    return click.option(
-        "--db",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Read this database file directly, read-only, instead of asking the daemon.",
+    return db_flag(
+        "Read this database file (or postgresql:// URL) directly, read-only, instead of "
+        "asking the daemon."
     )(fn)
 
 
@@ -315,7 +314,7 @@ def add(
 @addr_option
 @db_option
 @verbose_option
-def show(timer_id: str, as_json: bool, addr: str | None, db: Path | None, verbose: bool) -> None:
+def show(timer_id: str, as_json: bool, addr: str | None, db: Db | None, verbose: bool) -> None:
     """Show one timer.
 
     \b
@@ -327,7 +326,7 @@ def show(timer_id: str, as_json: bool, addr: str | None, db: Path | None, verbos
             raise click.UsageError("give either --addr or --db, not both")
         found = _run(read_db(db, lambda store: store.get_timer(timer_id)))
         if found is None:
-            raise CliError(f"no timer {timer_id} in {db}")
+            raise CliError(f"no timer {timer_id} in {display_db(db)}")
         data = found.to_json(time.time())
     else:
         target = locate(addr, None, verbose=verbose)
@@ -483,7 +482,7 @@ def attempts(
 @addr_option
 @db_option
 @verbose_option
-def export(status: str, addr: str | None, db: Path | None, verbose: bool) -> None:
+def export(status: str, addr: str | None, db: Db | None, verbose: bool) -> None:
     """Write timers as JSON Lines on stdout, one timer a line.
 
     \b
@@ -495,7 +494,7 @@ def export(status: str, addr: str | None, db: Path | None, verbose: bool) -> Non
             raise click.UsageError("give either --addr or --db, not both")
         wanted = None if status == "all" else Status(status)
 
-        async def dump(store: SqliteStore) -> None:
+        async def dump(store: AnyStore) -> None:
             async for line in export_store(store, wanted, time.time()):
                 click.echo(line)
 
@@ -513,12 +512,9 @@ def export(status: str, addr: str | None, db: Path | None, verbose: bool) -> Non
 
 @cli.command("import", context_settings=CONTEXT)
 @click.argument("source", type=click.File("r"))
-@click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Database to import into (created if missing; the daemon must be stopped) "
-    "[default: the configured one, as `timerd serve` and `timerd backup` use].",
+@db_flag(
+    "Database to import into: a file (created if missing; its daemon must be stopped) or a "
+    "postgresql:// URL (nodes may run) [default: the configured one, as `timerd serve` uses]."
 )
 @click.option(
     "--config",
@@ -527,16 +523,17 @@ def export(status: str, addr: str | None, db: Path | None, verbose: bool) -> Non
     default=None,
     help="TOML config file to find the database in (env TIMERD_CONFIG).",
 )
-def import_(source: Any, db: Path | None, config_file: Path | None) -> None:
+def import_(source: Any, db: Db | None, config_file: Path | None) -> None:
     """Import timers from a JSON Lines FILE (or - for stdin), keeping ids, times and states.
 
     \b
     Example:
       timerd import timers.jsonl --db ~/new/timerd.db
+      timerd export --db old.db | timerd import - --db postgresql://timerd@db.example/timerd
     """
     if db is None:
         db = configured_db(config_file)
-        click.echo(f"timerd: importing into {db} (the configured database)", err=True)
+        click.echo(f"timerd: importing into {display_db(db)} (the configured database)", err=True)
     timers = _call(None, lambda: parse_lines(source))
     imported, skipped = _run(import_timers(db, timers))
     click.echo(f"imported {imported}, skipped {skipped}")
@@ -545,10 +542,11 @@ def import_(source: Any, db: Path | None, config_file: Path | None) -> None:
 def _register_extras() -> None:
     """Add the command groups that live in their own modules."""
     from timerd.cli_list import list_
+    from timerd.cli_nodes import nodes
     from timerd.cli_ops import backup, stats
     from timerd.cli_service import service
 
-    for command in (list_, service, backup, stats):
+    for command in (list_, service, backup, stats, nodes):
         cli.add_command(command)
 
 
