@@ -29,7 +29,7 @@ from timerd.store import SqliteStore
 
 pytestmark = pytest.mark.e2e
 
-LEASE_S = 1.5
+LEASE_S = 3.0
 
 
 async def _node_ids(http: aiohttp.ClientSession, base: str) -> list[str]:
@@ -112,9 +112,9 @@ async def test_nodes_list_each_other_and_the_dead_go(
     async def gone() -> bool:
         return await _node_ids(http, a.url) == ["node-a"]
 
-    await wait_until(gone, "the killed node to drop out", timeout_s=LEASE_S + 2.0)
+    await wait_until(gone, "the killed node to drop out", timeout_s=LEASE_S + 3.0)
     took = time.monotonic() - killed
-    assert took <= LEASE_S + 1.0, f"the killed node stayed {took:.2f} s"
+    assert took <= LEASE_S + 1.5, f"the killed node stayed {took:.2f} s"
 
 
 async def test_a_clock_off_by_more_than_max_clock_skew_s_refuses_to_start(
