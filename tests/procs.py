@@ -66,19 +66,21 @@ class Daemon:
     """One `timerd serve --port 0 --db DB FLAGS...` child process, started and stopped on demand.
 
     `env` adds variables to the clean environment; `home` holds its XDG folders (default: the
-    database's folder; nothing is written there).
+    database's folder; nothing is written there; required for a PostgreSQL URL `db`).
     """
 
     def __init__(
         self,
-        db: Path,
+        db: Path | str,
         *flags: str,
         env: Mapping[str, str] | None = None,
         home: Path | None = None,
     ) -> None:
         self.db = db
         self.argv = (TIMERD, "serve", "--port", "0", "--db", str(db), *flags)
-        self.env = clean_env(home or db.parent, **(env or {}))
+        if home is None and not isinstance(db, Path):
+            raise ValueError("a PostgreSQL URL has no folder: give home")
+        self.env = clean_env(home or Path(db).parent, **(env or {}))
         self.proc: asyncio.subprocess.Process | None = None
         self.url = ""
         """Base URL of the current run, from its `listening on` line."""

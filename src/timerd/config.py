@@ -10,11 +10,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import platformdirs
 
@@ -39,6 +40,7 @@ DEFAULT_DENY_NETWORKS = (
     "ff00::/8",
 )
 DEFAULT_DENY_HOSTS = ("metadata.google.internal",)
+POSTGRES_URL_SCHEMES = ("postgresql://", "postgres://")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -46,6 +48,16 @@ _FALSE = ("0", "false", "no", "off")
 def default_db_path() -> Path:
     """Return the database path in the platform's user data folder."""
     return platformdirs.user_data_path(APP_NAME) / "timerd.db"
+
+
+def is_postgres_url(db: object) -> TypeGuard[str]:
+    """Tell whether `db` names a PostgreSQL database (`postgresql://` or `postgres://`)."""
+    return isinstance(db, str) and db.startswith(POSTGRES_URL_SCHEMES)
+
+
+def node_id_of(settings: Settings) -> str:
+    """Return this node's id: the `node_id` setting, or `<hostname>-<pid>` when it is empty."""
+    return settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
 
 
 def default_config_path() -> Path:
@@ -64,8 +76,10 @@ class Settings:
 
     host: str = _setting("127.0.0.1", "Address to listen on.")
     port: int = _setting(8000, "TCP port to listen on; 0 picks a free one.", min=0, max=65535)
-    db: Path = _setting(
-        Path("~timerd-default"), "SQLite database file (default: the user data folder)."
+    # a PostgreSQL URL stays a string: Path() would collapse its `//`
+    db: Path | str = _setting(
+        Path("~timerd-default"),
+        "SQLite database file (default: the user data folder), or a postgresql:// URL.",
     )
     synchronous: str = _setting(
         "full",
@@ -149,12 +163,23 @@ class Settings:
     max_pending: int = _setting(
         10_000_000, "Most pending or retrying timers before creates get 429; 0: no limit.", min=0
     )
+    node_id: str = _setting(
+        "", "This node's id, sent as Timerd-Node and listed by GET /nodes; empty: <hostname>-<pid>."
+    )
+    node_lease_s: float = _setting(
+        10.0, "PostgreSQL: a node not seen for this long is dead; heartbeats every third.", min=0.3
+    )
+    max_clock_skew_s: float = _setting(
+        1.0,
+        "PostgreSQL: refuse to start when this node's clock is off the database's by more.",
+        min=0,
+    )
 
     def __post_init__(self) -> None:
         if self.db == Path("~timerd-default"):
             object.__setattr__(self, "db", default_db_path())
-        else:
-            object.__setattr__(self, "db", self.db.expanduser())
+        elif not is_postgres_url(self.db):
+            object.__setattr__(self, "db", Path(self.db).expanduser())
 
 
 def setting_fields() -> list[dataclasses.Field[Any]]:
@@ -234,10 +259,10 @@ def _coerce(f: dataclasses.Field[Any], value: Any, source: str) -> Any:
             result = _to_bool(value)
         elif kind == "tuple[str, ...]":
             result = _to_list(value)
-        elif kind == "Path":
+        elif kind in ("Path", "Path | str"):
             if not isinstance(value, str | Path) or str(value) == "":
                 raise ValueError
-            result = Path(value).expanduser()
+            result = value if is_postgres_url(value) else Path(value).expanduser()
         else:
             if not isinstance(value, str):
                 raise ValueError
@@ -277,6 +302,7 @@ def _kind_name(kind: str) -> str:
         "int": "an integer",
         "float": "a number",
         "Path": "a path",
+        "Path | str": "a path or a postgresql:// URL",
         "bool": "true or false",
         "tuple[str, ...]": "a list of strings",
     }

@@ -62,6 +62,12 @@ class Metrics:
         self.write_queue = Gauge(
             "timerd_write_queue", "Writes waiting for the next commit.", registry=r
         )
+        self.clock_offset = Gauge(
+            "timerd_clock_offset_seconds",
+            "This node's clock minus the database's, measured each heartbeat (PostgreSQL; "
+            "0 on SQLite).",
+            registry=r,
+        )
 
     def on_commit(self, duration_s: float, writes: int) -> None:
         """Record one group commit."""

@@ -16,7 +16,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 
+from timerd import __version__
 from timerd.clock import Clock
+from timerd.config import Settings, node_id_of
 from timerd.delivery.deliverer import Deliverer
 from timerd.errors import Conflict, FieldError, NotFound, TimerdError, Unavailable, ValidationFailed
 from timerd.firing.due_loop import DueLoop, FiringLimits
@@ -24,6 +26,7 @@ from timerd.firing.live_count import LiveCount
 from timerd.metrics import Metrics
 from timerd.models import LIVE_STATUSES, Attempt, Status, Timer, new_ids
 from timerd.store import Cursor, IdempotencyRecord, Store
+from timerd.store.nodes import LocalNodes, NodeInfo, NodeRegistry
 from timerd.validation import CreateSpec, PatchSpec
 
 log = logging.getLogger(__name__)
@@ -76,12 +79,14 @@ class TimerService:
         clock: Clock,
         limits: ServiceLimits,
         metrics: Metrics | None = None,
+        nodes: NodeRegistry | None = None,
     ) -> None:
         self.store = store
         self.deliverer = deliverer
         self.clock = clock
         self.limits = limits
         self.metrics = metrics or Metrics()
+        self.nodes = nodes or LocalNodes(node_id_of(Settings()), __version__)
         self.pending = LiveCount(limits.max_pending)
         self.firing = DueLoop(
             store,
@@ -279,6 +284,10 @@ class TimerService:
             self._in_progress_keys.discard(slot)
 
     # figures ------------------------------------------------------------------------------
+
+    async def live_nodes(self) -> list[NodeInfo]:
+        """Return the live nodes sharing the timer set (on SQLite: this daemon alone)."""
+        return await self.nodes.live()
 
     async def refresh_gauges(self) -> None:
         """Bring the gauges up to date before a scrape (status counts at most every 10 s)."""

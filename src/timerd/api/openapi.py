@@ -223,6 +223,25 @@ def _schemas(limits: DocumentLimits, built_at: float) -> dict[str, Any]:
                 }
             },
         },
+        "Nodes": {
+            "type": "object",
+            "required": ["nodes"],
+            "properties": {
+                "nodes": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "started_at", "last_seen_at", "version"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "started_at": {"type": "number"},
+                            "last_seen_at": {"type": "number"},
+                            "version": {"type": "string"},
+                        },
+                    },
+                }
+            },
+        },
         "Problem": {
             "type": "object",
             "required": ["type", "title", "status", "detail"],
@@ -338,6 +357,15 @@ _PATHS: dict[str, Any] = {
     },
     "/healthz": {
         "get": {"summary": "Liveness and readiness", "responses": {"200": {"description": "OK"}}}
+    },
+    "/nodes": {
+        "get": {
+            "summary": "The live nodes sharing the timer set (on SQLite: this daemon)",
+            "responses": {
+                "200": _ok("#/components/schemas/Nodes", "Live nodes, by id"),
+                **_errors(503),
+            },
+        }
     },
     "/metrics": {
         "get": {

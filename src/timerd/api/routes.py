@@ -322,6 +322,12 @@ async def healthz(request: web.Request) -> web.Response:
     return _json({"status": "ok"})
 
 
+async def list_nodes(request: web.Request) -> web.Response:
+    """GET /nodes: the live nodes sharing the timer set (on SQLite, this daemon alone)."""
+    nodes = await request.app[SERVICE].live_nodes()
+    return _json({"nodes": [node.to_json() for node in nodes]})
+
+
 async def metrics(request: web.Request) -> web.Response:
     """GET /metrics in the Prometheus text format."""
     service = request.app[SERVICE]
@@ -357,6 +363,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/timers/{id}/fire", fire_timer)
     app.router.add_get("/timers/{id}/attempts", timer_attempts, allow_head=False)
     app.router.add_get("/healthz", healthz, allow_head=False)
+    app.router.add_get("/nodes", list_nodes, allow_head=False)
     app.router.add_get("/metrics", metrics, allow_head=False)
     app.router.add_get("/openapi.json", openapi, allow_head=False)
     add_ui_routes(app)

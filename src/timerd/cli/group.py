@@ -17,9 +17,11 @@ from typing import Any, TypeVar
 import click
 
 from timerd import __version__
+from timerd.cli.db_option import Db, db_flag
 from timerd.cli.errors import CliError
 from timerd.cli.http_client import ApiError
 from timerd.cli.list_command import list_, read_db, render_table, run_async
+from timerd.cli.nodes_command import nodes
 from timerd.cli.ops import backup, stats
 from timerd.cli.service_commands import service
 from timerd.cli.target import (
@@ -34,7 +36,7 @@ from timerd.cli.times import format_left, format_time, parse_duration, parse_ins
 from timerd.config import env_name, load_settings, setting_fields
 from timerd.errors import ConfigError, TimerdError
 from timerd.models import Status, redact_url
-from timerd.store import SqliteStore
+from timerd.store import AnyStore, display_db
 from timerd.store.transfer import export_line, export_store, import_timers, parse_lines
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -123,11 +125,9 @@ def _call(target: Target | None, fn: Callable[[], T], flags: dict[str, str] | No
 
 def db_option(fn: F) -> F:
     """Add `--db`, a database to read directly instead of asking the daemon."""
-    return click.option(
-        "--db",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Read this database file directly, read-only, instead of asking the daemon.",
+    return db_flag(
+        "Read this database file (or postgresql:// URL) directly, read-only, instead of "
+        "asking the daemon."
     )(fn)
 
 
@@ -317,7 +317,7 @@ def add(
 @addr_option
 @db_option
 @verbose_option
-def show(timer_id: str, as_json: bool, addr: str | None, db: Path | None, verbose: bool) -> None:
+def show(timer_id: str, as_json: bool, addr: str | None, db: Db | None, verbose: bool) -> None:
     """Show one timer.
 
     \b
@@ -329,7 +329,7 @@ def show(timer_id: str, as_json: bool, addr: str | None, db: Path | None, verbos
             raise click.UsageError("give either --addr or --db, not both")
         found = _run(read_db(db, lambda store: store.get_timer(timer_id)))
         if found is None:
-            raise CliError(f"no timer {timer_id} in {db}")
+            raise CliError(f"no timer {timer_id} in {display_db(db)}")
         data = found.to_json(time.time())
     else:
         target = locate(addr, None, verbose=verbose)
@@ -485,7 +485,7 @@ def attempts(
 @addr_option
 @db_option
 @verbose_option
-def export(status: str, addr: str | None, db: Path | None, verbose: bool) -> None:
+def export(status: str, addr: str | None, db: Db | None, verbose: bool) -> None:
     """Write timers as JSON Lines on stdout, one timer a line.
 
     \b
@@ -497,7 +497,7 @@ def export(status: str, addr: str | None, db: Path | None, verbose: bool) -> Non
             raise click.UsageError("give either --addr or --db, not both")
         wanted = None if status == "all" else Status(status)
 
-        async def dump(store: SqliteStore) -> None:
+        async def dump(store: AnyStore) -> None:
             async for line in export_store(store, wanted, time.time()):
                 click.echo(line)
 
@@ -515,12 +515,9 @@ def export(status: str, addr: str | None, db: Path | None, verbose: bool) -> Non
 
 @cli.command("import", context_settings=CONTEXT)
 @click.argument("source", type=click.File("r"))
-@click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Database to import into (created if missing; the daemon must be stopped) "
-    "[default: the configured one, as `timerd serve` and `timerd backup` use].",
+@db_flag(
+    "Database to import into: a file (created if missing; its daemon must be stopped) or a "
+    "postgresql:// URL (nodes may run) [default: the configured one, as `timerd serve` uses]."
 )
 @click.option(
     "--config",
@@ -529,22 +526,23 @@ def export(status: str, addr: str | None, db: Path | None, verbose: bool) -> Non
     default=None,
     help="TOML config file to find the database in (env TIMERD_CONFIG).",
 )
-def import_(source: Any, db: Path | None, config_file: Path | None) -> None:
+def import_(source: Any, db: Db | None, config_file: Path | None) -> None:
     """Import timers from a JSON Lines FILE (or - for stdin), keeping ids, times and states.
 
     \b
     Example:
       timerd import timers.jsonl --db ~/new/timerd.db
+      timerd export --db old.db | timerd import - --db postgresql://timerd@db.example/timerd
     """
     if db is None:
         db = configured_db(config_file)
-        click.echo(f"timerd: importing into {db} (the configured database)", err=True)
+        click.echo(f"timerd: importing into {display_db(db)} (the configured database)", err=True)
     timers = _call(None, lambda: parse_lines(source))
     imported, skipped = _run(import_timers(db, timers))
     click.echo(f"imported {imported}, skipped {skipped}")
 
 
-for command in (list_, service, backup, stats):  # the commands that live in their own modules
+for command in (list_, service, backup, stats, nodes):  # commands in their own modules
     cli.add_command(command)
 
 

@@ -7,18 +7,18 @@ import json
 import shlex
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from timerd.cli.db_option import Db, db_flag
 from timerd.cli.errors import CliError
 from timerd.cli.target import addr_option, locate, verbose_option
 from timerd.cli.times import format_left, format_time
 from timerd.cursor import Cursor, decode_cursor, encode_cursor
 from timerd.errors import TimerdError, ValidationFailed
 from timerd.models import LIVE_STATUSES, Status, Timer, redact_url
-from timerd.store import SqliteStore
+from timerd.store import AnyStore, make_store
 
 T = TypeVar("T")
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -34,9 +34,9 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         raise CliError(str(exc)) from None
 
 
-async def read_db(db: Path, fn: Callable[[SqliteStore], Coroutine[Any, Any, T]]) -> T:
-    """Open `db` read-only, run `fn` on it, close it."""
-    store = SqliteStore(db, read_only=True)
+async def read_db(db: Db, fn: Callable[[AnyStore], Coroutine[Any, Any, T]]) -> T:
+    """Open `db` (a file or a PostgreSQL URL) read-only, run `fn` on it, close it."""
+    store = make_store(db, read_only=True, read_connections=1)
     await store.open()
     try:
         return await fn(store)
@@ -69,10 +69,10 @@ def statuses_of(status: str) -> frozenset[Status] | None:
     return LIVE_STATUSES if status == "live" else frozenset({Status(status)})
 
 
-def _from_db(db: Path, status: str, limit: int, cursor: str | None) -> list[dict[str, Any]]:
+def _from_db(db: Db, status: str, limit: int, cursor: str | None) -> list[dict[str, Any]]:
     after = parse_cursor(cursor) if cursor else None
 
-    async def read(store: SqliteStore) -> list[Timer]:
+    async def read(store: AnyStore) -> list[Timer]:
         return await store.list_timers(statuses_of(status), limit, after)
 
     now = time.time()
@@ -107,11 +107,9 @@ def _continue_line(ctx: click.Context, cursor: str) -> str:
 @click.option("--cursor", help="Continue after the last timer of a previous page.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @addr_option
-@click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Read this database file directly, read-only, instead of asking the daemon.",
+@db_flag(
+    "Read this database file (or postgresql:// URL) directly, read-only, instead of asking "
+    "the daemon."
 )
 @verbose_option
 @click.pass_context
@@ -122,7 +120,7 @@ def list_(
     cursor: str | None,
     as_json: bool,
     addr: str | None,
-    db: Path | None,
+    db: Db | None,
     verbose: bool,
 ) -> None:
     """List timers, soonest first: the live ones (pending, retrying) unless --status says.

@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 
 import click
 
+from timerd.cli.db_option import Db, db_flag, pg_dump_hint
 from timerd.cli.errors import CliError
 from timerd.cli.target import addr_option, daemon_db_option, locate, verbose_option
 from timerd.config import load_settings
@@ -25,12 +26,7 @@ def _fail(message: str) -> NoReturn:
 
 @click.command(context_settings=CONTEXT)
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Database to back up (default: the configured one, as `timerd serve` would use).",
-)
+@db_flag("Database to back up (default: the configured one, as `timerd serve` would use).")
 @click.option(
     "--config",
     "config_file",
@@ -43,7 +39,7 @@ def _fail(message: str) -> NoReturn:
     is_flag=True,
     help="Replace PATH if it exists (never the database's own files: db, -wal, -shm, lock).",
 )
-def backup(path: Path, db: Path | None, config_file: Path | None, force: bool) -> None:
+def backup(path: Path, db: Db | None, config_file: Path | None, force: bool) -> None:
     """Copy the database to PATH, safely, even while the daemon runs.
 
     Uses SQLite's online backup API from a separate read-only connection, so the daemon
@@ -61,6 +57,8 @@ def backup(path: Path, db: Path | None, config_file: Path | None, force: bool) -
             db = load_settings(config_file=config_file).db
         except ConfigError as exc:
             raise click.UsageError(str(exc)) from None
+    if not isinstance(db, Path):
+        _fail(pg_dump_hint(db))
     try:
         result = backup_database(db, path, force=force)
     except TimerdError as exc:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
+from timerd.cli.db_option import Db, db_flag
 from timerd.cli.errors import CliError
 from timerd.cli.http_client import (
     DEFAULT_ADDR,
@@ -22,7 +23,7 @@ from timerd.cli.http_client import (
     configured_client,
     normalize_addr,
 )
-from timerd.config import load_settings
+from timerd.config import is_postgres_url, load_settings
 from timerd.errors import ConfigError
 from timerd.store.address_file import read_record
 
@@ -58,11 +59,9 @@ def addr_option(fn: F) -> F:
 
 def daemon_db_option(fn: F) -> F:
     """Add `--db` meaning: talk to the daemon that runs on this database."""
-    return click.option(
-        "--db",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Talk to the daemon running on this database (found from the address it records).",
+    return db_flag(
+        "Talk to the daemon running on this database file (found from the address it "
+        "records; not for a postgresql:// URL, which nodes share: give --addr)."
     )(fn)
 
 
@@ -73,7 +72,7 @@ def verbose_option(fn: F) -> F:
     )(fn)
 
 
-def locate(addr: str | None, db: Path | None, *, verbose: bool = False) -> Target:
+def locate(addr: str | None, db: Db | None, *, verbose: bool = False) -> Target:
     """Return the daemon the user means (see the module docstring); CliError if there is none."""
     if addr is not None and db is not None:
         raise click.UsageError("give either --addr or --db, not both")
@@ -83,15 +82,26 @@ def locate(addr: str | None, db: Path | None, *, verbose: bool = False) -> Targe
     return target
 
 
-def _locate(addr: str | None, db: Path | None) -> Target:
+def _locate(addr: str | None, db: Db | None) -> Target:
     if addr is not None:
         try:
             return Target(normalize_addr(addr), "from --addr or TIMERD_ADDR")
         except BadAddress as exc:
             raise click.BadParameter(str(exc), param_hint="'--addr'") from None
+    if is_postgres_url(db):
+        raise click.UsageError(
+            "--db finds the daemon of a SQLite file; a postgresql:// database is shared by "
+            "nodes that record no address: give --addr URL of one of them"
+        )
     given = db is not None
     if db is None:
         db = configured_db()
+    if not isinstance(db, Path):  # a URL: nodes of a shared database record no address
+        return Target(
+            DEFAULT_ADDR,
+            "the default address; the configured database is PostgreSQL, whose nodes record "
+            "no address (give --addr to choose a node)",
+        )
     record = read_record(db)
     if record is not None and record.live:
         return Target(record.url, f"the daemon of {db}, recorded in {record.path}")
@@ -114,7 +124,7 @@ def _locate(addr: str | None, db: Path | None) -> Target:
     return Target(DEFAULT_ADDR, f"the default address; no daemon recorded for {db}")
 
 
-def configured_db(config_file: Path | None = None) -> Path:
+def configured_db(config_file: Path | None = None) -> Db:
     """Return the database `timerd serve` would use with the same configuration."""
     try:
         return load_settings(config_file=config_file).db

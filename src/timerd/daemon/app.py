@@ -14,15 +14,17 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
+from timerd import __version__
 from timerd.api.app_keys import ApiLimits
 from timerd.api.origin_guard import HostRule
 from timerd.api.routes import build_api
 from timerd.clock import Clock, SystemClock
-from timerd.config import Settings, read_token
+from timerd.config import Settings, is_postgres_url, node_id_of, read_token
 from timerd.daemon import sdnotify
 from timerd.daemon.checks import check_serve_settings
 from timerd.daemon.listening import LISTEN_BACKLOG, ListenError, listen_sockets
@@ -33,7 +35,7 @@ from timerd.delivery.signing import parse_secret
 from timerd.errors import ConfigError, TimerdError
 from timerd.metrics import Metrics
 from timerd.service import ServiceLimits, TimerService
-from timerd.store import SqliteStore
+from timerd.store import display_db, make_nodes, make_store
 from timerd.store.address_file import AddressRecord, connect_url
 from timerd.store.folders import make_private_dirs
 from timerd.store.locking import DatabaseLock
@@ -55,12 +57,21 @@ def build_app(
     clock = clock or SystemClock()
     outbound = OutboundPolicy.from_settings(settings)
     metrics = Metrics()
-    store = SqliteStore(
+    store = make_store(
         settings.db,
         synchronous=settings.synchronous,
         attempts_kept=settings.attempts_kept,
         write_queue_max=settings.write_queue_max,
         on_commit=metrics.on_commit,
+    )
+    node_id = node_id_of(settings)
+    nodes = make_nodes(
+        settings.db,
+        node_id=node_id,
+        version=__version__,
+        lease_s=settings.node_lease_s,
+        max_clock_skew_s=settings.max_clock_skew_s,
+        on_offset=metrics.clock_offset.set,
     )
     deliverer = Deliverer(
         DeliveryPolicy(
@@ -75,6 +86,7 @@ def build_app(
         resolver=resolver,
         outbound=outbound,
         signing_key=parse_secret(settings.signing_secret) if settings.signing_secret else None,
+        node_id=node_id,
     )
     service = TimerService(
         store,
@@ -90,6 +102,7 @@ def build_app(
             max_pending=settings.max_pending,
         ),
         metrics,
+        nodes,
     )
     limits = ApiLimits(
         body=BodyLimits(
@@ -112,6 +125,7 @@ def build_app(
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await store.open()
         try:
+            await nodes.start()  # refuses a clock too far off the database's
             await deliverer.start()
             overdue = await store.count_due(clock.now())
             if overdue:
@@ -125,6 +139,7 @@ def build_app(
             yield
             await service.stop(stop_grace_s(settings))
         finally:
+            await nodes.stop()  # a clean stop leaves the set at once
             await deliverer.close()
             await store.close()
 
@@ -163,6 +178,12 @@ def run(settings: Settings) -> int:
 
 
 def _run_on(settings: Settings, sockets: list[socket.socket]) -> int:
+    if is_postgres_url(settings.db):  # shared by nodes: no lock, no folder, no address record
+        try:
+            return _event_loop_run(_serve(settings, sockets, None))
+        except TimerdError as exc:
+            return _fail(str(exc))
+    assert isinstance(settings.db, Path)
     try:
         make_private_dirs(settings.db.parent)
     except OSError as exc:
@@ -195,12 +216,15 @@ def _fail(message: str) -> int:
     return 1
 
 
-async def _serve(settings: Settings, sockets: list[socket.socket], lock: DatabaseLock) -> int:
+async def _serve(
+    settings: Settings, sockets: list[socket.socket], lock: DatabaseLock | None
+) -> int:
     stop = _stop_on_signals()  # before anything else, so an early SIGTERM is a clean stop too
     app = build_app(settings)
 
     async def hold_lock(app: web.Application) -> None:
-        lock.hold()  # after the store opened, whose first connection came and went
+        if lock is not None:
+            lock.hold()  # after the store opened, whose first connection came and went
 
     app.on_startup.append(hold_lock)
     runner = web.AppRunner(
@@ -214,14 +238,19 @@ async def _serve(settings: Settings, sockets: list[socket.socket], lock: Databas
         host, port = runner.addresses[0][:2]
         url = f"http://{_url_host(str(host))}:{port}"
         print(f"listening on {url}", flush=True)  # the first line, whole: scripts read it
-        log.info("timerd serving %s on %s (press Ctrl+C to stop)", settings.db, url)
+        log.info("timerd serving %s on %s (press Ctrl+C to stop)", display_db(settings.db), url)
         # beside the database, so `timerd add --db` finds this daemon whatever its port
-        address = AddressRecord.publish(settings.db, connect_url(str(host), int(port)))
+        address = (
+            AddressRecord.publish(settings.db, connect_url(str(host), int(port)))
+            if isinstance(settings.db, Path)
+            else None
+        )
         try:
             sdnotify.ready()
             await stop.wait()
         finally:
-            address.withdraw()
+            if address is not None:
+                address.withdraw()
         sdnotify.stopping()
         log.info("stopping: draining deliveries for up to %.1f s", stop_grace_s(settings))
     finally:

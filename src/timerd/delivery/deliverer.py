@@ -103,8 +103,11 @@ class Deliverer:
         resolver: aiohttp.abc.AbstractResolver | None = None,
         outbound: OutboundPolicy | None = None,
         signing_key: bytes | None = None,
+        node_id: str = "",
     ) -> None:
         self.policy = policy
+        self.node_id = node_id
+        """Sent as `Timerd-Node`, so a receiver can tell which node delivered."""
         self._resolver = resolver
         self._outbound = outbound
         self._signing_key = signing_key
@@ -147,6 +150,8 @@ class Deliverer:
             "Timerd-Fire-At": _epoch(timer.fire_at),
             "Timerd-Attempt": str(attempt),
         }
+        if self.node_id:
+            headers["Timerd-Node"] = self.node_id
         started_at = time.time()
         started = time.perf_counter()
         if self._outbound is not None:  # literal IPs skip the resolver; the policy may be new

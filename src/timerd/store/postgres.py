@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
+from timerd.config import is_postgres_url
 from timerd.cursor import Cursor
 from timerd.errors import DatabaseError, Unavailable
 from timerd.models import Attempt, Outcome, Status, Timer
@@ -23,7 +24,6 @@ from timerd.store.postgres_connect import (
     CONNECT_TIMEOUT_S,
     Connector,
     PostgresDriverMissing,
-    is_postgres_url,
     redact_dsn,
 )
 from timerd.store.postgres_schema import LATEST_VERSION, migrate, refuse_newer, schema_version
@@ -151,6 +151,24 @@ class PostgresStore:
         result: int = await self._submit("insert_missing", (list(timers),), bounded=False)
         return result
 
+    async def import_missing(self, records: Sequence[tuple[Timer, Sequence[Attempt]]]) -> int:
+        """Insert the timers whose ids are new, each with its delivery history, at once.
+
+        An id that exists, or came earlier in `records`, is skipped with its history.
+        Returns how many timers were inserted. Nodes running on the database meanwhile
+        are fine: ids are unique, so nothing they wrote is touched.
+        """
+        if self._writer_pool is None:
+            raise Unavailable("the store is closed or read-only")
+        if not records:
+            return 0
+        try:
+            async with self._writer_pool.acquire() as conn:
+                count = await conn.fetchval(sql.IMPORT_TIMERS, *sql.import_args(records))
+        except self._connector.errors as exc:
+            raise self._connector.unavailable(exc, "take writes") from None
+        return int(count)
+
     async def update_timer(self, timer: Timer, expect: frozenset[Status]) -> bool:
         """Replace the row by `timer` if its stored status is in `expect`; bump its version."""
         result: bool = await self._submit("update_if", (timer, expect), bounded=False)
@@ -240,11 +258,6 @@ class PostgresStore:
         rows = await self._fetch(sql.LIST_BY_ID_PREFIX, prefix, after or "", prefix + "\x7f", limit)
         return [sql.timer_from_row(r) for r in rows]
 
-    async def count_due(self, until: float) -> int:
-        """Return how many live timers are due by `until`."""
-        rows = await self._fetch(sql.COUNT_DUE, until)
-        return int(rows[0][0])
-
     async def due_keys(self, after: Cursor | None, until: float, limit: int) -> list[Cursor]:
         """Return `(next_at, id)` of live timers due by `until`, after `after`, in order."""
         at, tid = after or (float("-inf"), "")
@@ -255,6 +268,20 @@ class PostgresStore:
         """Return the kept attempts of a timer, oldest first."""
         rows = await self._fetch(sql.SELECT_ATTEMPTS, timer_id)
         return [Attempt(timer_id, r[0], r[1], r[2], r[3], r[4], Outcome(r[5])) for r in rows]
+
+    async def attempts_of(self, timer_ids: Sequence[str]) -> dict[str, list[Attempt]]:
+        """Return the kept attempts of those of `timer_ids` that have any, oldest first."""
+        found: dict[str, list[Attempt]] = {}
+        for r in await self._fetch(sql.SELECT_ATTEMPTS_OF, list(timer_ids)) if timer_ids else []:
+            found.setdefault(r[0], []).append(
+                Attempt(r[0], r[1], r[2], r[3], r[4], r[5], Outcome(r[6]))
+            )
+        return found
+
+    async def count_due(self, until: float) -> int:
+        """Return how many live timers are due by `until` (at boot: how many are overdue)."""
+        rows = await self._fetch(sql.COUNT_DUE, until)
+        return int(rows[0][0])
 
     async def count_by_status(self) -> dict[Status, int]:
         """Return how many timers are in each status (of the whole set, every node's)."""

@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+from timerd.config import is_postgres_url
 from timerd.errors import DatabaseError, Unavailable
 
 if TYPE_CHECKING:
     import asyncpg
 
-URL_SCHEMES = ("postgresql://", "postgres://")
 CONNECT_TIMEOUT_S = 10.0
 COMMAND_TIMEOUT_S = 30.0
 """A statement that takes longer fails (503 for a write) instead of holding its callers."""
@@ -23,11 +23,6 @@ COMMAND_TIMEOUT_S = 30.0
 
 class PostgresDriverMissing(DatabaseError):
     """A PostgreSQL URL was given, but the driver is not installed."""
-
-
-def is_postgres_url(db: object) -> bool:
-    """Tell whether `db` names a PostgreSQL database (`postgresql://` or `postgres://`)."""
-    return isinstance(db, str) and db.startswith(URL_SCHEMES)
 
 
 def redact_dsn(url: str) -> str:

@@ -68,6 +68,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX idempotency_created ON idempotency (created_at);
     """,
+    # 2: the nodes sharing the set (GET /nodes); times are the database's, epoch seconds.
+    """
+    CREATE TABLE nodes (
+        id text COLLATE "C" PRIMARY KEY,
+        started_at double precision NOT NULL,
+        last_seen_at double precision NOT NULL,
+        version text NOT NULL
+    );
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -145,6 +145,34 @@ SELECT_ATTEMPTS = (
 
 COUNT_BY_STATUS = "SELECT status, count(*) FROM timers GROUP BY status"
 
+
+SELECT_ATTEMPTS_OF = (
+    "SELECT timer_id, attempt, started_at, duration_ms, status_code, error, outcome "
+    "FROM attempts WHERE timer_id = ANY($1::text[]) ORDER BY timer_id, seq"
+)
+
+_HISTORY_TYPES = (
+    "text[]",
+    "int8[]",
+    "int4[]",
+    "float8[]",
+    "float8[]",
+    "int4[]",
+    "text[]",
+    "text[]",
+)
+# One statement: the timers whose ids are new, each with its history_seq, then the history
+# of only those (an existing id keeps its own); returns how many timers went in.
+IMPORT_TIMERS = (
+    f"WITH ins AS (INSERT INTO timers ({TIMER_COLUMNS}, history_seq) "
+    f"SELECT * FROM {_unnest((*_TIMER_TYPES, 'int8[]'))} ON CONFLICT (id) DO NOTHING "
+    "RETURNING id), hist AS (INSERT INTO attempts (timer_id, seq, attempt, started_at, "
+    "duration_ms, status_code, error, outcome) SELECT * FROM "
+    f"{_unnest(_HISTORY_TYPES, first=len(_TIMER_TYPES) + 2)} AS a (timer_id, seq, attempt, "
+    "started_at, duration_ms, status_code, error, outcome) "
+    "WHERE a.timer_id IN (SELECT id FROM ins)) SELECT count(*) FROM ins"
+)
+
 SELECT_IDEMPOTENCY = (
     "SELECT route, key, body_hash, status, response, created_at FROM idempotency "
     "WHERE route = $1 AND key = $2"
@@ -172,6 +200,29 @@ def timer_arrays(timers: Sequence[Timer]) -> list[list[Any]]:
         [t.fired_at for t in timers],
         [t.last_status_code for t in timers],
         [t.last_error for t in timers],
+    ]
+
+
+def import_args(records: Sequence[tuple[Timer, Sequence[Attempt]]]) -> list[list[Any]]:
+    """The arguments of IMPORT_TIMERS; the first record of an id repeated in `records` wins."""
+    fresh: dict[str, tuple[Timer, Sequence[Attempt]]] = {}
+    for timer, history in records:
+        fresh.setdefault(timer.id, (timer, history))
+    timers = [timer for timer, _ in fresh.values()]
+    entries = [
+        (tid, seq, a) for tid, (_, history) in fresh.items() for seq, a in enumerate(history, 1)
+    ]
+    return [
+        *timer_arrays(timers),
+        [len(history) for _, history in fresh.values()],
+        [tid for tid, _, _ in entries],
+        [seq for _, seq, _ in entries],
+        [a.attempt for _, _, a in entries],
+        [a.started_at for _, _, a in entries],
+        [a.duration_ms for _, _, a in entries],
+        [a.status_code for _, _, a in entries],
+        [a.error for _, _, a in entries],
+        [a.outcome.value for _, _, a in entries],
     ]
 
 

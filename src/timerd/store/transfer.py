@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
-from timerd.config import Settings
+from timerd.config import Settings, is_postgres_url
 from timerd.errors import TimerdError, ValidationFailed
 from timerd.models import Attempt, Status, Timer
-from timerd.store import SqliteStore
+from timerd.store import AnyStore, SqliteStore, make_store
 from timerd.store.locking import DatabaseLock
 from timerd.store.records import attempt_record, parse_record
 from timerd.validation import BodyLimits
@@ -25,7 +25,7 @@ class ImportError_(TimerdError):
     type_slug = "import"
 
 
-async def iter_store(store: SqliteStore, status: Status | None) -> AsyncIterator[Timer]:
+async def iter_store(store: AnyStore, status: Status | None) -> AsyncIterator[Timer]:
     """Yield every timer of `status` (None: all) by due time, a page at a time."""
     after = None
     while True:
@@ -45,7 +45,7 @@ def export_line(timer: dict[str, Any], history: list[dict[str, Any]]) -> str:
     return json.dumps(data, separators=(",", ":"), allow_nan=False)
 
 
-async def export_store(store: SqliteStore, status: Status | None, now: float) -> AsyncIterator[str]:
+async def export_store(store: AnyStore, status: Status | None, now: float) -> AsyncIterator[str]:
     """Yield the export line of every timer of `status` (None: all), a page at a time."""
     page: list[Timer] = []
     async for timer in iter_store(store, status):
@@ -58,7 +58,7 @@ async def export_store(store: SqliteStore, status: Status | None, now: float) ->
         yield line
 
 
-async def _page_lines(store: SqliteStore, page: list[Timer], now: float) -> list[str]:
+async def _page_lines(store: AnyStore, page: list[Timer], now: float) -> list[str]:
     histories = await store.attempts_of([t.id for t in page]) if page else {}
     return [
         export_line(t.to_json(now), [attempt_record(a) for a in histories.get(t.id, ())])
@@ -94,24 +94,34 @@ def default_import_limits() -> BodyLimits:
     return BodyLimits(max_delay_s=settings.max_delay_s, max_url_length=settings.max_url_length)
 
 
-async def import_timers(db: Path, timers: list[Record]) -> tuple[int, int]:
+async def import_timers(db: Path | str, timers: list[Record]) -> tuple[int, int]:
     """Insert `timers` and their histories into `db` (created if missing), skipping existing ids.
 
-    Holds the daemon lock meanwhile, so it refuses a database a daemon holds.
+    A SQLite file: holds the daemon lock meanwhile, so it refuses a database a daemon holds.
+    A PostgreSQL URL: nodes may run meanwhile (ids are unique; they fire what comes in).
     Returns `(imported, skipped)`.
     """
-    db.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    lock = DatabaseLock(db)
+    if is_postgres_url(db):
+        imported = await _import_into(make_store(db, read_connections=1), timers)
+        return imported, len(timers) - imported
+    path = Path(db)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    lock = DatabaseLock(path)
     lock.acquire()
     try:
-        store = SqliteStore(db)
-        await store.open()
-        try:
-            imported = 0
-            for start in range(0, len(timers), _IMPORT_CHUNK):
-                imported += await store.import_missing(timers[start : start + _IMPORT_CHUNK])
-        finally:
-            await store.close()
+        imported = await _import_into(SqliteStore(path), timers)
     finally:
         lock.release()
     return imported, len(timers) - imported
+
+
+async def _import_into(store: AnyStore, timers: list[Record]) -> int:
+    """Open `store`, insert the new timers chunk by chunk, close it; return how many went in."""
+    await store.open()
+    try:
+        imported = 0
+        for start in range(0, len(timers), _IMPORT_CHUNK):
+            imported += await store.import_missing(timers[start : start + _IMPORT_CHUNK])
+        return imported
+    finally:
+        await store.close()
