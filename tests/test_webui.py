@@ -124,6 +124,7 @@ async def test_summary_shows_counts_next_recent_and_figures(
     assert [t["id"] for t in body["next"]] == [sooner, later]
     assert [t["id"] for t in body["recent_fired"]] == [fired]
     assert body["recent_failed"] == []
+    assert body["nodes"] is None  # one SQLite daemon: no nodes panel
     figures = body["figures"]
     assert figures["created"] == 3
     assert figures["deliveries"]["delivered"] == 1

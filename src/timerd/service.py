@@ -289,6 +289,11 @@ class TimerService:
         """Return the live nodes sharing the timer set (on SQLite: this daemon alone)."""
         return await self.nodes.live()
 
+    @property
+    def shares_timers(self) -> bool:
+        """Tell whether other nodes share this timer set (PostgreSQL), or it is ours alone."""
+        return not isinstance(self.nodes, LocalNodes)
+
     async def refresh_gauges(self) -> None:
         """Bring the gauges up to date before a scrape (status counts at most every 10 s)."""
         m = self.metrics

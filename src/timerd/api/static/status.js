@@ -157,6 +157,24 @@
       `${quantileText(overdue.p50, overdue)}, 99th percentile ${quantileText(overdue.p99, overdue)}.`;
   }
 
+  // Only when the timer set is shared (PostgreSQL): who serves it, and how recently each spoke.
+  function renderNodes(nodes) {
+    const panel = document.getElementById("nodes-panel");
+    panel.hidden = !nodes;
+    if (!nodes) return;
+    const rows = nodes.live.map((n) => el("tr", { "data-node": n.id },
+      el("td", {}, n.id === nodes.this ? `${n.id} (this node)` : n.id),
+      el("td", {}, n.version),
+      el("td", {}, localTime(n.started_at)),
+      el("td", {}, `${duration(Math.max(0, serverNow() - n.last_seen_at))} ago`),
+    ));
+    document.getElementById("nodes").replaceChildren(...rows);
+  }
+
+  function serverNow() {
+    return Date.now() / 1000 + clockOffset;
+  }
+
   function render(summary) {
     clockOffset = summary.now - Date.now() / 1000;
     document.getElementById("version").textContent = "v" + summary.version;
@@ -180,6 +198,7 @@
     renderFired(summary.recent_fired);
     renderLateness(f.lateness_s);
     renderOverdue(f.overdue_s);
+    renderNodes(summary.nodes);
     document.body.dataset.loaded = "true";
   }
 

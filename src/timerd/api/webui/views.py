@@ -79,8 +79,15 @@ async def summary(request: web.Request) -> web.Response:
     store = service.store
     fired = await newest_timers(store, Status.FIRED, RECENT_COUNT)
     failed = await newest_timers(store, Status.FAILED, RECENT_COUNT)
+    nodes = None  # on SQLite the page shows nothing about nodes
+    if service.shares_timers:
+        nodes = {
+            "this": service.nodes.node_id,
+            "live": [node.to_json() for node in await service.live_nodes()],
+        }
     return _json(
         {
+            "nodes": nodes,
             "now": now,
             "version": __version__,
             "started_at": request.app[STARTED_AT],
