@@ -21,6 +21,7 @@ from timerd.errors import Conflict, DatabaseError, Unavailable
 from timerd.models import LIVE_STATUSES, Attempt, Outcome, Status, Timer, new_id
 from timerd.store import IdempotencyRecord, SqliteStore, Store
 from timerd.store import sqlite as sqlite_store
+from timerd.store.sqlite import writer as sqlite_writer
 from timerd.store.migrations import LATEST_VERSION, MIGRATIONS, migrate
 
 T0 = 1_800_000_000.0
@@ -435,7 +436,7 @@ async def test_writes_from_the_next_loop_turns_join_the_commit_under_concurrency
     try:
         await asyncio.gather(*(insert_after(turns) for turns in (0, 1, 2)))
         assert commits[0] == 1  # no concurrency seen yet: the first write went alone
-        flood = sqlite_store.GATHER_FROM
+        flood = sqlite_writer.GATHER_FROM
         await asyncio.gather(*(insert_after(0) for _ in range(flood)))
         commits.clear()
         await asyncio.gather(*(insert_after(turns) for turns in (0, 1, 2)))
@@ -488,7 +489,7 @@ async def test_api_writes_go_first_and_outcomes_take_a_bounded_share(tmp_path: P
         store._writer_thread.submit(gate.wait, 10)  # the writer thread is busy meanwhile
         first = asyncio.create_task(store.insert_timers([timer(T0)]))
         await asyncio.sleep(0)  # the write loop takes it and waits for the thread
-        share = sqlite_store.BACKGROUND_ROWS_PER_COMMIT * 3 // 5
+        share = sqlite_writer.BACKGROUND_ROWS_PER_COMMIT * 3 // 5
         outcome_writes = [
             asyncio.create_task(
                 store.record_attempts(
@@ -523,13 +524,13 @@ async def test_the_wal_is_checkpointed_in_the_background(tmp_path: Path) -> None
         pages = await store._on_writer(
             lambda: writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
         )
-        assert pages == sqlite_store.WRITER_CHECKPOINT_PAGES
+        assert pages == sqlite_writer.WRITER_CHECKPOINT_PAGES
         empty = path.stat().st_size
         for start in range(0, 2000, 100):
             await store.insert_timers([timer(T0 + i) for i in range(start, start + 100)])
         async with asyncio.timeout(10):  # the rows reach the database file itself
             while path.stat().st_size <= empty:
-                await asyncio.sleep(sqlite_store.CHECKPOINT_EVERY_S / 5)
+                await asyncio.sleep(sqlite_writer.CHECKPOINT_EVERY_S / 5)
     finally:
         await store.close()
 
@@ -564,7 +565,7 @@ async def test_closing_waits_for_a_checkpoint_in_progress(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Closing never pulls the checkpointer's connection from under a running checkpoint."""
-    monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY_S", 0.001)
+    monkeypatch.setattr(sqlite_writer, "CHECKPOINT_EVERY_S", 0.001)
     for round_ in range(5):
         store = await open_sqlite(tmp_path / f"t{round_}.db")
         for start in range(0, 6000, 2000):
