@@ -21,8 +21,8 @@ from timerd.errors import Conflict, DatabaseError, Unavailable
 from timerd.models import LIVE_STATUSES, Attempt, Outcome, Status, Timer, new_id
 from timerd.store import IdempotencyRecord, SqliteStore, Store
 from timerd.store import sqlite as sqlite_store
-from timerd.store.sqlite import writer as sqlite_writer
 from timerd.store.migrations import LATEST_VERSION, MIGRATIONS, migrate
+from timerd.store.sqlite import writer as sqlite_writer
 
 T0 = 1_800_000_000.0
 
