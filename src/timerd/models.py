@@ -167,7 +167,7 @@ class Timer(NamedTuple):
     `fire_at` is the due instant (epoch seconds) the user asked for; `next_at` is when the
     scheduler should next try it (equal to `fire_at` while pending, later while retrying,
     `None` once fired, failed or cancelled). A named tuple, not a frozen dataclass: it is
-    built on every create and read, and a frozen dataclass's `__init__` cost 4 µs of that.
+    built on every create and read, and a frozen dataclass's `__init__` is slower.
     """
 
     id: str
@@ -204,8 +204,8 @@ class Timer(NamedTuple):
         }
 
     def to_json_bytes(self, now: float) -> bytes:
-        """`to_json(now)` encoded as JSON, by hand: `json.dumps` of that dict took 5.7 us,
-        a tenth of a whole GET; strings still go through json's own escaping."""
+        """`to_json(now)` encoded as JSON, by hand: `json.dumps` of that dict was a large part
+        of a whole GET; strings still go through json's own escaping."""
         return (
             f'{{"id":{_js(self.id)},"url":{_js(self.url)},"status":"{self.status.value}",'
             f'"time_left":{time_left_s(self.fire_at, self.status, now)},'

@@ -263,8 +263,8 @@ def settle_heap() -> None:
     """Collect boot's garbage, then exempt everything alive from the cyclic GC for good.
 
     The modules, the app and the loaded window are most of the heap and live as long as the
-    process, yet every full collection walked them: during a catch-up, three collections
-    stopped the event loop for 18 to 43 ms each, and every create in flight waited. Frozen
+    process, yet every full collection walked them: during a catch-up each one stopped the
+    event loop for tens of milliseconds, and every create in flight waited. Frozen
     objects are still freed by reference counting when they go.
     """
     gc.collect()

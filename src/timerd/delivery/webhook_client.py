@@ -1,10 +1,9 @@
 """A lean HTTP/1.1 client for webhooks: keep-alive pools per origin, a POST with an empty body.
 
-Why not aiohttp's ClientSession: measured on the 2-core benchmark machine it spends about
-350 us of CPU per request, which capped a burst at ~3,000 deliveries/s on the daemon's one
-core. A webhook needs far less of HTTP: one method, no body, no redirects, no cookies, and
-of the answer only the status, `Retry-After`, and enough framing to reuse the connection.
-This client does that on asyncio protocols (about 30 us a request) and still takes DNS from
+Why not aiohttp's ClientSession: its CPU per request capped a burst on the daemon's one core
+(BENCHMARKS.md has the figures). A webhook needs far less of HTTP: one method, no body, no
+redirects, no cookies, and of the answer only the status, `Retry-After`, and enough framing
+to reuse the connection. This client does that on asyncio protocols and still takes DNS from
 an aiohttp resolver, so the outbound policy checks every resolved address. Answers are
 framed in webhook_conn (by httptools), idle connections kept in webhook_pool.
 """

@@ -2,8 +2,8 @@
 
 One event loop serves the API and runs every delivery. When deliveries saturate it (a
 catch-up after downtime, a large burst), each turn of the loop runs every delivery
-callback that is ready, and an API request needs several turns: with 128 deliveries in
-flight a turn took 5 ms and creates waited 30 ms and more. The governor samples how late a
+callback that is ready, and an API request needs several turns, so with many deliveries
+in flight creates wait for every one of them. The governor samples how late a
 short sleep wakes up (the loop's lag) and trims the number of deliveries in flight while
 the lag is above target, then lets it grow back, so deliveries take what the API leaves.
 A loop that is merely waiting on slow receivers has no lag and keeps the full limit.
@@ -20,8 +20,8 @@ TICK_S = 0.01
 """How often the lag is sampled."""
 TARGET_LAG_S = 0.001
 """Lag above which deliveries in flight are trimmed. An API request needs several turns of
-the loop; at 2 ms a create waited 12.5 ms at the median during catch-up, at 1 ms 7.5 ms,
-with the same delivery rate (8.4-9.6k/s against 8.6-9.0k/s, three runs each)."""
+the loop, so a create's wait is a multiple of this; a lower target cost no delivery rate in
+the catch-up benchmark (BENCHMARKS.md)."""
 FLOOR = 16
 """Deliveries in flight never drop below this: delivery must go on under any API load."""
 SHRINK = 0.8

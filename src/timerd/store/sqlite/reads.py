@@ -51,8 +51,8 @@ class SqliteReads(SqliteParts):
         """Return the timer with that id, or None.
 
         Lookups that arrive in the same turn of the event loop are answered together by
-        one query: the read-side twin of group commit. (One query per GET, even on the
-        loop's own thread, measured slower: 90 against 80 us of CPU per GET.)
+        one query: the read-side twin of group commit (one query per GET, even on the
+        loop's own thread, cost more CPU per GET).
         """
         future: asyncio.Future[Timer | None] = asyncio.get_running_loop().create_future()
         self._lookups.setdefault(timer_id, []).append(future)
@@ -105,8 +105,8 @@ class SqliteReads(SqliteParts):
         """Run a lookup by primary key on the event loop's own thread; None: use the reader.
 
         A lookup of a few rows takes microseconds in SQLite, less than the trip to a reader
-        thread and back (a GET cost 76 us against the fixed-body ceiling's 38 us; the trip
-        was a third of the difference). On this thread rows come back as plain tuples: the
+        thread and back, which was a large part of a GET's cost. On this thread rows come
+        back as plain tuples: the
         JSON detour of `_read_rows` is for threads that would hand the GIL over per row.
         WAL readers do not wait for the writer; in the rare case one must wait (busy), the
         lookup goes to the reader thread instead.

@@ -94,7 +94,7 @@ def one_statement(batch: list[Write]) -> tuple[str, int, list[tuple[Any, ...]]] 
     """The batch as one INSERT, if it is only creates (no keys) or only delivery outcomes.
 
     Every sqlite3 call hands the GIL away and must win it back from a busy event loop,
-    which on a shared core takes up to a switch interval (5 ms): BEGIN, INSERT and COMMIT
+    which on a shared core takes up to a switch interval: BEGIN, INSERT and COMMIT
     are three such trips, one autocommit INSERT is one.
     """
     kind = batch[0].kind
@@ -199,8 +199,7 @@ def exact(column: str) -> str:
 
 
 # Multi-row reads come back as ONE row holding a JSON array: Python's sqlite3 releases and
-# retakes the GIL around every step, and with the event loop busy each retake waits for it
-# (1000 rows measured 2.2 s under load, 14 ms as one JSON row).
+# retakes the GIL around every step, and with the event loop busy each retake waits for it.
 TIMER_JSON = (
     f"json_array(id, url, {exact('fire_at')}, {exact('created_at')}, status, "
     f"{exact('next_at')}, attempts, {exact('updated_at')}, {exact('fired_at')}, "

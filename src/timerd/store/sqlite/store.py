@@ -79,8 +79,7 @@ class SqliteStore(SqliteWriter, SqliteReads):
         self._on_commit = on_commit
         # The writer is a plain sqlite3 connection on a thread of its own: a whole group
         # commit runs there in one call. Through aiosqlite each statement would be a trip
-        # between threads, and under load every trip waits for the event loop's next turn
-        # (a burst's commits measured ~200 ms each that way).
+        # between threads, and under load every trip waits for the event loop's next turn.
         self._writer_conn: sqlite3.Connection | None = None
         self._writer_thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._reader: aiosqlite.Connection | None = None
