@@ -106,7 +106,7 @@ class Dispatcher:
             if not queue:
                 del self._queues[key]
             self._active[key] = self._active.get(key, 0) + 1
-            task = asyncio.create_task(self._run(key, timer))  # unnamed: naming every delivery task costs measurably
+            task = asyncio.create_task(self._run(key, timer))  # unnamed: names cost on a hot path
             self.tasks.add(task)
             task.add_done_callback(self._done)
             self._mark_ready(key)  # round robin: back of the line if it has more
