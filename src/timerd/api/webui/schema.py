@@ -1,227 +1,252 @@
-"""The OpenAPI path items of the pages, their static files and their JSON views."""
+"""The OpenAPI path items of the pages, their static files and their JSON views.
+
+The guard answers (401, 403, 408, 413, 415, 421) are added with the API's by
+`openapi_responses.with_guard_errors`; here are those the views give themselves.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from timerd.api.openapi_responses import NOT_JSON, UNKNOWN_TIMER, guard_ref, invalid, problem
+from timerd.api.openapi_schemas import OTHER_ID, TIMER_ID
+from timerd.api.openapi_views import (
+    BY,
+    FIRED,
+    GROUPS,
+    PAGE,
+    SUMMARY,
+    TIMER_VIEW,
+    fire_again_body,
+)
 from timerd.api.webui.pages import STATIC_PREFIX, VENDOR_PREFIX
 from timerd.api.webui.views import FIRE_AGAIN_MAX, PAGE_MAX
+from timerd.browse import SCAN_ROWS
 from timerd.cursor import CURSOR_PATTERN
+from timerd.errors import NotFound
 
-_PROBLEM = {"$ref": "#/components/responses/Problem"}
-_TIMERS = {"type": "array", "items": {"$ref": "#/components/schemas/Timer"}}
+_UNAVAILABLE = guard_ref("503")
 
 
-def _html(summary: str) -> dict[str, Any]:
+def _html(summary: str, description: str) -> dict[str, Any]:
     return {
         "summary": summary,
+        "description": description + " The page holds no data (it needs no token); its "
+        "scripts read the JSON views below.",
         "tags": ["ui"],
-        "responses": {"200": {"description": "An HTML page", "content": {"text/html": {}}}},
+        "responses": {
+            "200": {
+                "description": "The HTML page.",
+                "content": {"text/html": {"example": "<!doctype html>..."}},
+            }
+        },
     }
 
 
-def _json_get(summary: str, schema: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def _json_get(
+    summary: str, description: str, schema: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
     responses: dict[str, Any] = {
-        "200": {"description": summary, "content": {"application/json": {"schema": schema}}}
+        "200": {
+            "description": summary + ".",
+            "content": {"application/json": {"schema": schema, "example": schema["examples"][0]}},
+        },
+        "503": _UNAVAILABLE,
     }
     responses.update(extra.pop("responses", {}))
-    return {"get": {"summary": summary, "tags": ["ui"], "responses": responses, **extra}}
+    return {
+        "get": {
+            "summary": summary,
+            "description": description,
+            "tags": ["ui"],
+            "responses": responses,
+            **extra,
+        }
+    }
 
 
-def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "description": description, "schema": schema}
+def _query(name: str, description: str, schema: dict[str, Any], example: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "description": description,
+        "schema": schema,
+        "example": example,
+    }
 
 
-_ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
-_FILE_PARAM = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-
-_SUMMARY = {
-    "type": "object",
-    "required": ["now", "counts", "next", "recent_fired", "recent_failed", "figures"],
-    "properties": {
-        "now": {"type": "number", "description": "The daemon's clock, epoch seconds."},
-        "version": {"type": "string"},
-        "started_at": {"type": "number", "description": "When this process started."},
-        "counts": {
-            "type": "object",
-            "description": "Timers in the database by status, counted at most "
-            "`counts_every_s` ago.",
-            "additionalProperties": {"type": "integer"},
-        },
-        "counts_every_s": {"type": "number"},
-        "next": _TIMERS,
-        "recent_fired": _TIMERS,
-        "recent_failed": _TIMERS,
-        "figures": {"type": "object", "description": "The figures of `timerd stats --json`."},
-    },
+_ID_PARAM: dict[str, Any] = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "description": "The timer's id.",
+    "schema": {"type": "string"},
+    "example": TIMER_ID,
 }
-_PAGE = {
-    "type": "object",
-    "required": ["timers", "next_cursor"],
-    "properties": {
-        "timers": _TIMERS,
-        "next_cursor": {"type": ["string", "null"]},
-        "order": {"type": "string", "enum": ["due", "due_desc", "changed", "id"]},
-        "scanned": {
-            "type": ["integer", "null"],
-            "description": "Rows looked at, when a URL search or the last-change order "
-            "(which no index serves) read at most `scan_limit` of them.",
-        },
-        "scan_limit": {"type": "integer"},
-        "complete": {"type": "boolean"},
-    },
+_FILE_PARAM: dict[str, Any] = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": "The file's name.",
+    "schema": {"type": "string"},
+    "example": "status.js",
 }
-_TIMER_VIEW = {
-    "type": "object",
-    "properties": {
-        "now": {"type": "number"},
-        "timer": {"$ref": "#/components/schemas/Timer"},
-        "attempts": {"type": "array", "items": {"type": "object"}},
-        "attempts_kept": {"type": "integer"},
-        "webhook": {"type": "object", "description": "The request a receiver gets."},
-        "actions": {"type": "object", "additionalProperties": {"type": "boolean"}},
-    },
-}
-_GROUPS = {
-    "type": "object",
-    "properties": {
-        "by": {"type": "string", "enum": ["host", "error"]},
-        "groups": {"type": "array", "items": {"type": "object"}},
-        "scanned": {"type": "integer"},
-        "scan_limit": {"type": "integer"},
-    },
-}
-_FIRE_AGAIN = {
-    "description": "Either `ids` or `group`, not both.",
-    "oneOf": [
-        {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["ids"],
-            "properties": {
-                "ids": {
-                    "type": "array",
-                    "items": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
-                    "minItems": 1,
-                    "maxItems": FIRE_AGAIN_MAX,
-                }
-            },
-        },
-        {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["group"],
-            "properties": {
-                "group": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["by", "key"],
-                    "properties": {
-                        "by": {"type": "string", "enum": ["host", "error"]},
-                        "key": {"type": "string"},
-                    },
-                }
-            },
-        },
-    ],
-}
-_STATUS_FILTER = {
+_STATUS_FILTER: dict[str, Any] = {
     "type": "string",
     "enum": ["pending", "retrying", "fired", "failed", "cancelled", "live", "all"],
 }
+_FILE: dict[str, Any] = {
+    "parameters": [_FILE_PARAM],
+    "get": {
+        "tags": ["ui"],
+        "responses": {
+            "200": {"description": "The file (JavaScript, CSS or SVG)."},
+            "404": problem(NotFound, "No such file.", "No route /ui/static/nope.js."),
+        },
+    },
+}
+
+
+def _timer_page() -> dict[str, Any]:
+    page = _html("One timer's page", "A timer, its attempts, its webhook, its actions.")
+    not_an_id = problem(
+        NotFound,
+        "Not an id. The page exists for any id; its data says whether the timer does.",
+        "No route /ui/timers/no such id.",
+    )
+    return {**page, "responses": {**page["responses"], "404": not_an_id}}
 
 
 def ui_paths() -> dict[str, Any]:
     """Return the OpenAPI path items of the pages, their assets and their JSON views."""
-    bad = {"422": _PROBLEM}
     return {
-        "/": {"get": _html("The status page")},
-        "/ui": {"get": _html("The status page")},
+        "/": {"get": _html("The status page", "Counts, what fires next, recent failures.")},
+        "/ui": {"get": _html("The status page", "The same page as `/`.")},
         "/ui/timers/{id}": {
             "parameters": [_ID_PARAM],
-            "get": {
-                **_html("One timer's page"),
-                "responses": {
-                    **_html("One timer's page")["responses"],
-                    "404": {**_PROBLEM, "description": "Not a timer id (the page exists for any)"},
-                },
-            },
+            "get": _timer_page(),
         },
-        "/docs": {"get": _html("These API docs")},
-        "/ui/summary.json": _json_get("What the status page shows, in one read", _SUMMARY),
+        "/docs": {"get": _html("These API docs", "This document, rendered by Swagger UI.")},
+        "/ui/summary.json": _json_get(
+            "What the status page shows, in one read",
+            "Counts by status, the next timers, recent outcomes and this process's figures.",
+            SUMMARY,
+        ),
         "/ui/timers.json": _json_get(
             "One page of timers: filtered, searched, sorted (URLs redacted)",
-            _PAGE,
+            "A page of the status page's lists; an `id` search ignores `status` and `sort`.",
+            PAGE,
             parameters=[
-                _query("status", "One status, `live` or `all`", _STATUS_FILTER),
-                _query("sort", "Order", {"type": "string", "enum": ["due", "due_desc", "changed"]}),
+                _query("status", "One status, `live` or `all`", _STATUS_FILTER, "failed"),
+                _query(
+                    "sort",
+                    "By due time, soonest (`due`) or latest (`due_desc`) first, or by last "
+                    "change (`changed`)",
+                    {"type": "string", "enum": ["due", "due_desc", "changed"]},
+                    "due",
+                ),
                 _query(
                     "id",
                     "An id or the start of one (every status, in id order)",
                     {"type": "string", "pattern": "^[A-Za-z0-9_-]{0,64}$"},
+                    "P88mRWN",
                 ),
                 _query(
                     "url",
                     "A part of the (redacted) URL",
                     {"type": "string", "maxLength": 200},
+                    "example.com",
                 ),
                 _query(
                     "limit",
                     "Timers per page",
-                    {"type": "integer", "minimum": 1, "maximum": PAGE_MAX},
+                    {"type": "integer", "minimum": 1, "maximum": PAGE_MAX, "default": 50},
+                    50,
                 ),
                 _query(
                     "cursor",
                     "`next_cursor` of the page before",
                     {"type": "string", "pattern": CURSOR_PATTERN},
+                    f"1800000000.0~{TIMER_ID}",
                 ),
             ],
-            responses=bad,
+            responses={
+                "422": invalid(
+                    "A parameter is wrong: `status`, `sort`, `limit`, an `id` with "
+                    "characters no id has, a `url` over 200 characters, or a foreign `cursor`.",
+                    "sort",
+                    "must be one of due, due_desc, changed",
+                )
+            },
         ),
         "/ui/timers/{id}.json": {
             "parameters": [_ID_PARAM],
             **_json_get(
                 "One timer, its kept attempts and the webhook request it makes",
-                _TIMER_VIEW,
-                responses={"404": _PROBLEM},
+                "What a timer's page shows, URL credentials redacted.",
+                TIMER_VIEW,
+                responses={"404": UNKNOWN_TIMER},
             ),
         },
         "/ui/failures.json": _json_get(
             "Recent failed timers grouped by host or by error",
-            _GROUPS,
-            parameters=[_query("by", "Grouping", {"type": "string", "enum": ["host", "error"]})],
-            responses=bad,
+            f"The last {SCAN_ROWS} failed timers by due time, grouped; each group can be fired "
+            "again at once.",
+            GROUPS,
+            parameters=[_query("by", "Grouping", BY, "host")],
+            responses={
+                "422": invalid("`by` is neither host nor error.", "by", "must be host or error")
+            },
         ),
         "/ui/failures/fire": {
             "post": {
                 "summary": "Fire again failed timers: some by id, or a whole group",
+                "description": "Each failed timer named (or in the group) is made due now, "
+                "as `POST /timers/{id}/fire` does; others are skipped with the reason.",
                 "tags": ["ui"],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": _FIRE_AGAIN}},
+                    "description": "Which timers.",
+                    "content": {"application/json": {"schema": fire_again_body(FIRE_AGAIN_MAX)}},
                 },
                 "responses": {
-                    "200": {"description": "How many fired; which were skipped and why"},
-                    "400": _PROBLEM,
-                    "415": _PROBLEM,
-                    "422": _PROBLEM,
+                    "200": {
+                        "description": "How many fired; which were skipped and why.",
+                        "content": {
+                            "application/json": {
+                                "schema": FIRED,
+                                "example": {
+                                    "asked": 2,
+                                    "fired": 1,
+                                    "skipped": [
+                                        {"id": OTHER_ID, "reason": "is pending, not failed"}
+                                    ],
+                                },
+                            }
+                        },
+                    },
+                    "400": NOT_JSON,
+                    "422": invalid(
+                        "Neither or both of `ids` and `group`, an unknown field, bad ids "
+                        f"(1 to {FIRE_AGAIN_MAX}), or a malformed group.",
+                        "ids",
+                        "give either ids or group",
+                    ),
+                    "503": _UNAVAILABLE,
                 },
             }
         },
-        STATIC_PREFIX + "{name}": {
-            "parameters": [_FILE_PARAM],
-            "get": {
-                "summary": "A script or stylesheet of the pages",
-                "tags": ["ui"],
-                "responses": {"200": {"description": "The file"}, "404": _PROBLEM},
-            },
-        },
-        VENDOR_PREFIX + "{name}": {
-            "parameters": [_FILE_PARAM],
-            "get": {
-                "summary": "A pinned third-party file of the pages (the OpenAPI viewer)",
-                "tags": ["ui"],
-                "responses": {"200": {"description": "The file"}, "404": _PROBLEM},
-            },
+        STATIC_PREFIX + "{name}": _file("A script, stylesheet or icon of the pages"),
+        VENDOR_PREFIX + "{name}": _file("A pinned third-party file of the pages (Swagger UI)"),
+    }
+
+
+def _file(summary: str) -> dict[str, Any]:
+    return {
+        **_FILE,
+        "get": {
+            **_FILE["get"],
+            "summary": summary,
+            "description": summary + ", served from the package; needs no token.",
         },
     }
