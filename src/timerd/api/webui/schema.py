@@ -19,7 +19,7 @@ from timerd.api.openapi_views import (
     TIMER_VIEW,
     fire_again_body,
 )
-from timerd.api.webui.pages import STATIC_PREFIX, VENDOR_PREFIX
+from timerd.api.webui.pages import ID_PATTERN, STATIC_PREFIX, VENDOR_PREFIX
 from timerd.api.webui.views import FIRE_AGAIN_MAX, PAGE_MAX
 from timerd.browse import SCAN_ROWS
 from timerd.cursor import CURSOR_PATTERN
@@ -80,7 +80,7 @@ _ID_PARAM: dict[str, Any] = {
     "in": "path",
     "required": True,
     "description": "The timer's id.",
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "pattern": "^" + ID_PATTERN + "$"},
     "example": TIMER_ID,
 }
 _FILE_PARAM: dict[str, Any] = {
