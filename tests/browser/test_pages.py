@@ -247,9 +247,12 @@ async def test_docs_page_renders_the_document_and_tries_a_request(daemon: Daemon
     async with aiohttp.ClientSession() as http, http.get(base + "/openapi.json") as resp:
         doc = await resp.json()
     methods = {"get", "post", "put", "patch", "delete"}
-    expected = sum(1 for item in doc["paths"].values() for m in item if m in methods)
+    # one block per operation, and one for the webhook timerd sends
+    sections = (doc["paths"], doc["webhooks"])
+    expected = sum(1 for items in sections for item in items.values() for m in item if m in methods)
     await page.locator(".opblock").nth(expected - 1).wait_for()
     assert await page.locator(".opblock").count() == expected
+    assert await page.locator("#operations-webhooks-posttimerFired").count() == 1
 
     health = page.locator("#operations-default-get_healthz")
     await health.locator(".opblock-summary-control").click()

@@ -9,6 +9,15 @@
     for (const area of root.querySelectorAll("textarea:not([aria-label])")) {
       area.setAttribute("aria-label", area.closest(".body-param") ? "Request body (JSON)" : "Value");
     }
+    // nor have its lists: a request body's named examples, a parameter's values
+    for (const list of root.querySelectorAll("select:not([aria-label])")) {
+      const param = list.closest("tr[data-param-name]");
+      list.setAttribute("aria-label", param ? param.dataset.paramName : "Example");
+    }
+    // a wide example scrolls sideways: keyboard users must be able to reach it
+    for (const pre of root.querySelectorAll("pre.microlight:not([tabindex])")) {
+      pre.setAttribute("tabindex", "0");
+    }
   }
 
   async function start() {
