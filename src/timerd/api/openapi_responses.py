@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from timerd.api.auth import OPEN_PATHS
 from timerd.api.origin_guard import EXEMPT_PATHS, ForbiddenOrigin, MisdirectedRequest
 from timerd.errors import (
     BadRequest,
@@ -193,7 +194,7 @@ def _guard_codes(
         return []
     codes = ["403", "421"]
     # a template such as /ui/timers/{id} stands for paths such as /ui/timers/x
-    if not is_public(re.sub(r"\{[^}]*\}", "x", path)):
+    if path not in OPEN_PATHS and not is_public(re.sub(r"\{[^}]*\}", "x", path)):
         codes.append("401")
     if "requestBody" in operation:
         codes += ["408", "413", "415"]
