@@ -9,8 +9,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from aiohttp import web
 
-from tests.conftest import Hit, Receiver
-from tests.test_api_helpers import (
+from tests.api_helpers import (
     FAR_S,
     Client,
     assert_problem,
@@ -20,6 +19,7 @@ from tests.test_api_helpers import (
     wait_attempts,
     wait_status,
 )
+from tests.conftest import Hit, Receiver
 
 MakeApi = Callable[..., Awaitable[Client]]
 URL = "https://a.example/hook"

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Receiver
-from tests.test_api_helpers import (
+from tests.api_helpers import (
     FAR_S,
     Client,
     all_timers,
@@ -18,6 +17,7 @@ from tests.test_api_helpers import (
     get_timer,
     wait_status,
 )
+from tests.conftest import Receiver
 
 MakeApi = Callable[..., Awaitable[Client]]
 URL = "https://a.example/hook"

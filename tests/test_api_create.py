@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Receiver
-from tests.test_api_helpers import (
+from tests.api_helpers import (
     FAR_S,
     Client,
     all_timers,
@@ -20,6 +19,7 @@ from tests.test_api_helpers import (
     create,
     get_timer,
 )
+from tests.conftest import Receiver
 
 MakeApi = Callable[..., Awaitable[Client]]
 URL = "https://a.example/hook"

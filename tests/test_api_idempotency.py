@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_api_helpers import FAR_S, Client, all_timers, assert_problem
+from tests.api_helpers import FAR_S, Client, all_timers, assert_problem
 from timerd.api.app_keys import SERVICE
 from timerd.errors import Unavailable
 

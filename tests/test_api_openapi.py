@@ -13,9 +13,9 @@ from openapi_spec_validator import validate
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from tests.api_helpers import PROBLEM as PROBLEM_TYPE
+from tests.api_helpers import Client
 from tests.conftest import Receiver
-from tests.test_api_helpers import PROBLEM as PROBLEM_TYPE
-from tests.test_api_helpers import Client
 from timerd.api.openapi import DocumentLimits, openapi_document
 from timerd.api.routes import JSON_TYPE as JSON
 from timerd.api.routes import add_routes

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.conftest import Hit, Receiver
-from tests.test_api_helpers import (
+from tests.api_helpers import (
     FAR_S,
     Client,
     assert_invalid,
@@ -22,6 +21,7 @@ from tests.test_api_helpers import (
     wait_attempts,
     wait_status,
 )
+from tests.conftest import Hit, Receiver
 from timerd.api.app_keys import SERVICE
 
 MakeApi = Callable[..., Awaitable[Client]]

@@ -14,8 +14,7 @@ import pytest
 from aiohttp import web
 from yarl import URL as URL_
 
-from tests.conftest import Hit, Receiver
-from tests.test_api_helpers import (
+from tests.api_helpers import (
     FAR_S,
     Client,
     all_timers,
@@ -26,6 +25,7 @@ from tests.test_api_helpers import (
     get_timer,
     wait_status,
 )
+from tests.conftest import Hit, Receiver
 from timerd.api.app_keys import SERVICE
 
 MakeApi = Callable[..., Awaitable[Client]]

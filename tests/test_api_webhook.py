@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from tests.api_helpers import Client, create, get_timer, wait_status
 from tests.conftest import Receiver
-from tests.test_api_helpers import Client, create, get_timer, wait_status
 from timerd import __version__
 
 

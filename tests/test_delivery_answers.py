@@ -14,9 +14,9 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.api_helpers import create, wait_attempts, wait_status
 from tests.conftest import AiohttpClient, make_settings
 from tests.reliability.test_receiver_faults import FaultyServer, faulty
-from tests.test_api_helpers import create, wait_attempts, wait_status
 from timerd.daemon.app import build_app
 from timerd.delivery.deliverer import Deliverer, DeliveryPolicy, DeliveryResult, parse_retry_after
 from timerd.models import Timer, new_id

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.api_helpers import Client, create
 from tests.conftest import Receiver
 from tests.pg.cluster import PgCluster
 from tests.pg.plugin import fresh_database
-from tests.test_api_helpers import Client, create
 from timerd import __version__
 from timerd.config import Settings, load_settings, node_id_of
 from timerd.models import Attempt, Outcome, Status, Timer

@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from tests.api_helpers import FAR_S, assert_problem, create, get_timer
 from tests.procs import Daemon
-from tests.test_api_helpers import FAR_S, assert_problem, create, get_timer
 from timerd.api.origin_guard import HostRule, split_authority
 from timerd.config import Settings, load_settings
 from timerd.daemon.checks import check_serve_settings

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.conftest import Hit, Receiver
-from tests.test_api_helpers import (
+from tests.api_helpers import (
     FAR_S,
     Client,
     assert_invalid,
@@ -19,6 +18,7 @@ from tests.test_api_helpers import (
     create,
     wait_status,
 )
+from tests.conftest import Hit, Receiver
 from timerd import browse as queries
 
 MakeApi = Callable[..., Awaitable[Client]]

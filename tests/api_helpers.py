@@ -1,4 +1,4 @@
-"""Helpers shared by the API tests (no tests here): problem+json checks and polling."""
+"""Helpers shared by the API tests: problem+json checks, create, read and wait (not a test module)."""
 
 from __future__ import annotations
 
