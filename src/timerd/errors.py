@@ -56,14 +56,6 @@ class NotFound(TimerdError):
     type_slug = "not-found"
 
 
-class MethodNotAllowed(TimerdError):
-    """The route exists but does not support the method."""
-
-    status = 405
-    title = "Method not allowed"
-    type_slug = "method-not-allowed"
-
-
 class Conflict(TimerdError):
     """The timer's state forbids the operation (already fired, in flight...)."""
 

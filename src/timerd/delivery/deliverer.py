@@ -21,11 +21,8 @@ from timerd import __version__
 from timerd.delivery.outbound import OutboundPolicy, PolicyResolver, blocked_reason
 from timerd.delivery.signing import signature_headers
 from timerd.delivery.webhook_client import NoAddress, WebhookClient
-from timerd.delivery.webhook_conn import BODY_LIMIT, BadAnswer, ReceiverClosed
+from timerd.delivery.webhook_conn import BadAnswer, ReceiverClosed
 from timerd.models import Timer
-
-BODY_READ_LIMIT = BODY_LIMIT
-"""Bytes of a receiver's answer read before the connection is dropped instead of reused."""
 
 
 @dataclass(frozen=True, slots=True)
