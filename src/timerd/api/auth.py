@@ -17,7 +17,7 @@ from aiohttp import web
 from timerd.errors import Unauthorized
 
 if TYPE_CHECKING:
-    from aiohttp.typedefs import Middleware
+    pass
 
 OPEN_PATHS = frozenset({"/healthz"})
 """Paths that answer without a token."""
@@ -54,21 +54,22 @@ def _unauthorized(detail: str, error: str | None) -> web.Response:
 Handler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 
 
-def auth_middleware(token: str, is_public: Callable[[str], bool] | None = None) -> Middleware:
-    """Return an aiohttp middleware that requires `Authorization: Bearer <token>`.
+def token_check(
+    token: str, is_public: Callable[[str], bool] | None = None
+) -> Callable[[web.Request], web.Response | None]:
+    """Return the check that requires `Authorization: Bearer <token>`: a 401 answer, or None.
 
     `/healthz` and the paths `is_public` accepts (pages and assets that hold no data) are open.
     """
 
-    @web.middleware
-    async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def check(request: web.Request) -> web.Response | None:
         if request.path in OPEN_PATHS or (is_public is not None and is_public(request.path)):
-            return await handler(request)
+            return None
         header = request.headers.get("Authorization")
         if header is None:
             return _unauthorized("Send the API token as 'Authorization: Bearer <token>'.", None)
         if not token_matches(header, token):
             return _unauthorized("The API token is wrong.", "invalid_token")
-        return await handler(request)
+        return None
 
-    return require_token
+    return check

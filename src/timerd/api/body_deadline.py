@@ -21,7 +21,6 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from aiohttp.streams import StreamReader
-    from aiohttp.typedefs import Middleware
 
 PROBLEM_TYPE = "application/problem+json"
 
@@ -55,22 +54,19 @@ def _request_timeout(timeout_s: float) -> web.Response:
 Handler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 
 
-def body_deadline_middleware(timeout_s: float) -> Middleware:
-    """Return a middleware that fails a request body still incomplete after `timeout_s`."""
-
-    @web.middleware
-    async def deadline(request: web.Request, handler: Handler) -> web.StreamResponse:
-        content = request.content
-        if content.is_eof():  # no body, or all of it came with the headers
-            return await handler(request)
-        timer = asyncio.get_running_loop().call_later(timeout_s, _expire, content, timeout_s)
-        try:
-            return await handler(request)
-        except BodyTimeout:
-            return _request_timeout(timeout_s)
-        finally:
-            if content.is_eof():
-                timer.cancel()
-            # else leave it armed: it also ends aiohttp's drain of a body the handler left
-
-    return deadline
+async def within_body_deadline(
+    request: web.Request, handler: Handler, timeout_s: float
+) -> web.StreamResponse:
+    """Run `handler`, failing its request body if still incomplete after `timeout_s` (408)."""
+    content = request.content
+    if content.is_eof():  # no body, or all of it came with the headers
+        return await handler(request)
+    timer = asyncio.get_running_loop().call_later(timeout_s, _expire, content, timeout_s)
+    try:
+        return await handler(request)
+    except BodyTimeout:
+        return _request_timeout(timeout_s)
+    finally:
+        if content.is_eof():
+            timer.cancel()
+        # else leave it armed: it also ends aiohttp's drain of a body the handler left

@@ -30,8 +30,6 @@ from timerd.errors import ConfigError, TimerdError
 from timerd.hostnames import resolver_name
 
 if TYPE_CHECKING:
-    from aiohttp.typedefs import Middleware
-
     from timerd.config import Settings
 
 EXEMPT_PATHS = frozenset({"/healthz"})
@@ -235,23 +233,22 @@ def _check_origin(rule: HostRule, origin: str, raw_host: str | None) -> None:
 Handler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 
 
-def host_origin_middleware(rule: HostRule, *, check_host: bool) -> Middleware:
-    """Return a middleware enforcing the Origin rule, and the Host rule if `check_host`.
+def host_origin_check(rule: HostRule, *, check_host: bool) -> Callable[[web.Request], None]:
+    """Return the check of the Origin rule, and of the Host rule if `check_host`.
 
-    Refusals raise `ForbiddenOrigin` (403) or `MisdirectedRequest` (421), which the problem
-    middleware around it answers as problem+json.
+    Refusals raise `ForbiddenOrigin` (403) or `MisdirectedRequest` (421), which the API's
+    front door answers as problem+json.
     """
 
-    @web.middleware
-    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path not in EXEMPT_PATHS:
-            headers = request.headers
-            raw_host = headers.get("Host")
-            if check_host:
-                _check_host(request, rule, raw_host)
-            origin = headers.get("Origin")
-            if origin is not None:
-                _check_origin(rule, origin, raw_host)
-        return await handler(request)
+    def check(request: web.Request) -> None:
+        if request.path in EXEMPT_PATHS:
+            return
+        headers = request.headers
+        raw_host = headers.get("Host")
+        if check_host:
+            _check_host(request, rule, raw_host)
+        origin = headers.get("Origin")
+        if origin is not None:
+            _check_origin(rule, origin, raw_host)
 
-    return guard
+    return check

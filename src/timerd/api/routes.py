@@ -8,16 +8,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from timerd.api.app_keys import LIMITS, SERVICE, ApiLimits
-from timerd.api.auth import auth_middleware
-from timerd.api.body_deadline import body_deadline_middleware
+from timerd.api.auth import token_check
+from timerd.api.front_door import front_door
 from timerd.api.openapi import DocumentLimits, openapi_document
-from timerd.api.origin_guard import HostRule, host_origin_middleware
+from timerd.api.origin_guard import HostRule, host_origin_check
 from timerd.api.webui import add_ui_routes, is_public_path
 from timerd.cursor import decode_cursor, encode_cursor
 from timerd.errors import (
@@ -25,8 +24,6 @@ from timerd.errors import (
     FieldError,
     NotFound,
     PayloadTooLarge,
-    TimerdError,
-    Unavailable,
     UnsupportedMediaType,
     ValidationFailed,
 )
@@ -38,17 +35,11 @@ from timerd.validation import CreateSpec, parse_batch, parse_create, parse_patch
 log = logging.getLogger(__name__)
 
 
-PROBLEM_TYPE = "application/problem+json"
 JSON_TYPE = "application/json"
 ROUTE_CREATE = "POST /timers"
 ROUTE_BATCH = "POST /timers/batch"
 _ID_PATH = "/timers/{id:(?!batch$)[^/]+}"
 """/timers/batch is only the batch route: a 405 there lists exactly its own methods."""
-_HTTP_PROBLEMS = {
-    404: ("not-found", "Not found"),
-    405: ("method-not-allowed", "Method not allowed"),
-    413: ("payload-too-large", "Payload too large"),
-}
 
 
 def _timer_json(timer: Timer, now: float, status: int = 200) -> web.Response:
@@ -60,67 +51,6 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return web.Response(
         body=json.dumps(data).encode(), status=status, content_type=JSON_TYPE, headers=headers
     )
-
-
-def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> web.Response:
-    """Return an RFC 9457 problem+json response."""
-    body = {
-        "type": f"urn:timerd:problem:{slug}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
-    body.update(extra)
-    headers = {}
-    if "retry_after" in extra:
-        headers["Retry-After"] = str(extra.pop("retry_after"))
-        body.pop("retry_after")
-    return web.Response(
-        body=json.dumps(body).encode(), status=status, content_type=PROBLEM_TYPE, headers=headers
-    )
-
-
-def error_response(error: TimerdError) -> web.Response:
-    """Turn a TimerdError into its problem+json response."""
-    extra: dict[str, Any] = {}
-    if isinstance(error, ValidationFailed):
-        extra["errors"] = [{"field": e.field, "message": e.message} for e in error.errors]
-    if isinstance(error, Unavailable):
-        extra["retry_after"] = error.retry_after_s
-    return problem(error.status, error.type_slug, error.title, error.detail, **extra)
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer every error as problem+json; nothing escapes as a 500 with a traceback."""
-    try:
-        return await handler(request)
-    except TimerdError as error:
-        return error_response(error)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        slug, title = _HTTP_PROBLEMS.get(exc.status, ("http-error", exc.reason))
-        detail = exc.text if exc.status not in _HTTP_PROBLEMS else _http_detail(exc, request)
-        response = problem(exc.status, slug, title, detail or exc.reason)
-        if exc.status == 405:
-            response.headers["Allow"] = ", ".join(sorted(getattr(exc, "allowed_methods", ())))
-        return response
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return problem(500, "internal", "Internal error", "An unexpected error was logged.")
-
-
-def _http_detail(exc: web.HTTPException, request: web.Request) -> str:
-    if exc.status == 404:
-        return f"No route {request.path}."
-    if exc.status == 405:
-        allowed = ", ".join(sorted(getattr(exc, "allowed_methods", ()) or ()))
-        return f"{request.method} is not allowed on {request.path}; allowed: {allowed}."
-    return "The request body is larger than the configured limit."
 
 
 async def _read_json(request: web.Request) -> Any:
@@ -383,13 +313,12 @@ def build_api(
     `body_timeout_s` bounds a request body; `host_rule` names the Host values answered
     without a token (default: loopback only).
     """
-    middlewares = [
-        problem_middleware,
-        host_origin_middleware(host_rule or HostRule(), check_host=not token),
-        *([auth_middleware(token, is_public_path)] if token else []),
-        body_deadline_middleware(body_timeout_s),
+    checks = [
+        host_origin_check(host_rule or HostRule(), check_host=not token),
+        *([token_check(token, is_public_path)] if token else []),
     ]
-    app = web.Application(middlewares=middlewares, client_max_size=max_body_bytes)
+    door = front_door(checks, body_timeout_s)
+    app = web.Application(middlewares=[door], client_max_size=max_body_bytes)
     app[SERVICE] = service
     app[LIMITS] = limits
     add_routes(app)
