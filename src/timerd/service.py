@@ -118,12 +118,15 @@ class TimerService:
         )
 
     async def stop(self, grace_s: float) -> None:
-        """Stop firing; let deliveries in flight finish within `grace_s` (see DueLoop.stop)."""
+        """Stop firing; let deliveries in flight finish within `grace_s` (see DueLoop.stop).
+
+        The node leaves the set before that wait, so the others take its timers over at once.
+        """
         if self._housekeeping_task is not None:
             self._housekeeping_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping_task
-        await self.firing.stop(grace_s)
+        await self.firing.stop(grace_s, handover=self.nodes.stop)
 
     # API operations -------------------------------------------------------------------------
 

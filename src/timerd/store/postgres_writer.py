@@ -60,9 +60,13 @@ class GroupWriter:
         *,
         attempts_kept: int,
         write_queue_max: int,
+        claimant: str,
+        strict_claims: bool,
         on_commit: Callable[[float, int], None] | None = None,
     ) -> None:
         self._pool = pool
+        self._claimant = claimant
+        self._outcome_claimant = claimant if strict_claims else None
         self._connector = connector
         self._attempts_kept = attempts_kept
         self._write_queue_max = write_queue_max
@@ -234,13 +238,19 @@ class GroupWriter:
         if kind == "attempts":
             outcomes = [o for w in run for o in w.args[0]]
             return [
-                _Step(sql.RECORD_OUTCOMES, sql.outcome_args(round_, self._attempts_kept))
+                _Step(
+                    sql.RECORD_OUTCOMES,
+                    sql.outcome_args(round_, self._attempts_kept, self._outcome_claimant),
+                )
                 for round_ in sql.outcome_rounds(outcomes)
             ]
         if kind == "insert_missing":
             return [_Step(sql.INSERT_MISSING, sql.timer_arrays(w.args[0]), w) for w in run]
         if kind == "update_if":
-            return [_Step(sql.UPDATE_IF, sql.update_args(*w.args), w) for w in run]
+            return [
+                _Step(sql.UPDATE_IF, sql.update_args(w.args[0], w.args[1], self._claimant), w)
+                for w in run
+            ]
         if kind == "purge":
             return [_Step(sql.PURGE_IDEMPOTENCY, w.args, w) for w in run]
         raise ValueError(f"unknown write kind {kind!r}")

@@ -28,7 +28,7 @@ from timerd.cursor import Cursor
 from timerd.errors import Conflict, DatabaseError, TimerdError, Unavailable
 from timerd.models import LIVE_STATUSES, Attempt, Outcome, Status, Timer
 from timerd.store.base import IdempotencyRecord
-from timerd.store.claims import LocalClaims
+from timerd.store.claims import ClaimResult, LocalClaims, check_due
 from timerd.store.folders import make_private_dirs
 from timerd.store.migrations import migrate
 
@@ -349,6 +349,7 @@ class SqliteStore:
     ) -> None:
         self.path = path
         self.claims = LocalClaims()  # one process owns a SQLite database (see locking)
+        self.shared = False
         self._synchronous = synchronous
         self._attempts_kept = attempts_kept
         self._write_queue_max = write_queue_max
@@ -806,6 +807,19 @@ class SqliteStore:
             select = f"SELECT {_TIMER_JSON} FROM timers WHERE id IN ({marks})"
             found.extend(_timer(r) for r in await self._read_rows(select, chunk))
         return found
+
+    async def claim_due(self, due: Sequence[Cursor]) -> ClaimResult:
+        """Claim in this process the due entries whose rows still say so (one owner: no lease)."""
+        rows = {t.id: t for t in await self.get_timers([tid for _, tid in due])}
+        return check_due(due, rows, self.claims)
+
+    async def release_claims(self, timer_ids: Sequence[str]) -> None:
+        """Free this process's claims on `timer_ids`."""
+        for timer_id in timer_ids:
+            self.claims.release(timer_id)
+
+    def watch_ownership(self, changed: Callable[[], None]) -> None:
+        """Nothing to watch: this process owns every timer of the file."""
 
     def _open_point_reader(self, target: str) -> sqlite3.Connection:
         setup = [
