@@ -11,7 +11,7 @@ import pytest
 
 from tests.test_store import T0, timer
 from timerd.models import LIVE_STATUSES, Attempt, Outcome, Status
-from timerd.store import PostgresStore, Store
+from timerd.store import IdempotencyRecord, PostgresStore, Store
 
 LEASE_S = 0.3
 """Node lease and attempt time limit of the racing stores: a claim lasts 0.6 s."""
@@ -57,7 +57,12 @@ async def nodes(pg_url: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore
     """Two stores on one database, as two nodes with short leases."""
     stores = [
         PostgresStore(
-            pg_url, attempts_kept=5, node_id=name, node_lease_s=LEASE_S, attempt_timeout_s=LEASE_S
+            pg_url,
+            attempts_kept=5,
+            node_id=name,
+            node_lease_s=LEASE_S,
+            attempt_timeout_s=LEASE_S,
+            idempotency_retention_s=1e5,
         )
         for name in ("node-a", "node-b")
     ]
@@ -150,3 +155,22 @@ async def test_released_claims_go_to_another_node_at_once(
     assert len((await b.claim_due(due)).held) == 5
     await a.release_claims([t.id for t in timers])
     assert len((await b.claim_due(due)).claimed) == 5
+
+
+async def test_a_fresh_idempotency_key_of_another_node_is_never_replaced(
+    nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    a, b = nodes
+    first = IdempotencyRecord("POST /timers", "k", "h", 201, '{"id": "a"}', T0)
+    second = IdempotencyRecord("POST /timers", "k", "h", 201, '{"id": "b"}', T0 + 1)
+    ta, tb = timer(T0), timer(T0)
+    results = await asyncio.gather(
+        a.insert_timers([ta], first), b.insert_timers([tb], second), return_exceptions=True
+    )
+    assert sorted(type(r).__name__ for r in results) == ["Conflict", "NoneType"]
+    winner = first if results[0] is None else second
+    assert await a.get_idempotency("POST /timers", "k") == winner
+    assert len(await a.get_timers([ta.id, tb.id])) == 1  # the refused create wrote nothing
+    expired = IdempotencyRecord("POST /timers", "k", "h", 201, '{"id": "c"}', T0 + 2e5)
+    await b.insert_timers([timer(T0)], expired)  # past the retention: replaced
+    assert await a.get_idempotency("POST /timers", "k") == expired

@@ -9,6 +9,7 @@ import asyncio
 import collections
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,6 +18,7 @@ import pytest
 
 from tests.conftest import Receiver
 from tests.e2e.conftest import (
+    CliRunner,
     DaemonStarter,
     create_batch,
     create_timer,
@@ -25,6 +27,8 @@ from tests.e2e.conftest import (
     wait_until,
 )
 from tests.procs import QUIET, Daemon
+from timerd.models import Status, Timer, new_id
+from timerd.store import SqliteStore
 
 pytestmark = pytest.mark.e2e
 
@@ -211,3 +215,60 @@ async def test_a_node_leaving_on_sigterm_and_one_joining_lose_and_duplicate_noth
     assert per_node["node-c"] > 0  # the joiner took its share of timers made before it
     assert c.running
     assert b.running
+
+
+async def test_the_same_idempotency_key_sent_to_two_nodes_at_once_makes_one_timer(
+    pg_url: str, daemon: DaemonStarter, http: aiohttp.ClientSession, receiver: Receiver
+) -> None:
+    a, b = await _nodes(daemon, pg_url, "node-a", "node-b")
+    body = {"url": receiver.url, "hours": 1}
+    statuses: collections.Counter[int] = collections.Counter()
+
+    async def create(node: Daemon, key: str) -> str:
+        deadline = time.monotonic() + 20
+        while True:  # a 409 says the other node is answering: its retry gets the answer
+            headers = {"Idempotency-Key": key}
+            async with http.post(f"{node.url}/timers", json=body, headers=headers) as resp:
+                statuses[resp.status] += 1
+                if resp.status != 409:
+                    assert resp.status == 201, await resp.text()
+                    return str((await resp.json())["id"])
+            assert time.monotonic() < deadline, f"key {key} still answered 409"
+            await asyncio.sleep(0.05)
+
+    keys = [f"key-{i}" for i in range(40)]
+    pairs = await asyncio.gather(*(asyncio.gather(create(a, k), create(b, k)) for k in keys))
+    assert all(x == y for x, y in pairs), "two nodes answered one key with two timers"
+    conn = await asyncpg.connect(pg_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM timers") == len(keys)
+    finally:
+        await conn.close()
+    assert statuses[201] == 2 * len(keys)
+
+
+async def test_timers_imported_into_a_running_set_fire_once(
+    pg_url: str,
+    daemon: DaemonStarter,
+    receiver: Receiver,
+    cli: CliRunner,
+    tmp_path: Path,
+) -> None:
+    nodes = await _nodes(daemon, pg_url, "node-a", "node-b", "node-c")
+    old = SqliteStore(tmp_path / "old.db")
+    await old.open()
+    now, count = time.time(), 300
+    timers = [
+        Timer(new_id(), receiver.url, at, now, Status.PENDING, at, 0, now)
+        for at in (now + 3 + i / count for i in range(count))
+    ]
+    await old.import_missing([(t, []) for t in timers])
+    await old.close()
+    exported = tmp_path / "timers.jsonl"
+    (await cli("export", "--db", old.path, stdout_file=exported)).ok()
+    imported = (await cli("import", exported, "--db", pg_url)).ok()
+    assert imported.stdout.strip() == f"imported {count}, skipped 0"
+    due = {t.id: t.fire_at for t in timers}
+    await _all_delivered_and_recorded(pg_url, receiver, due, timeout_s=60)
+    assert len(receiver.hits) == count
+    assert all(n.running for n in nodes)

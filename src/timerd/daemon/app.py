@@ -75,6 +75,7 @@ def build_app(
         nodes=nodes,  # PostgreSQL: claims carry this node's id; it pages its own buckets
         node_lease_s=settings.node_lease_s,
         attempt_timeout_s=settings.attempt_timeout_s,
+        idempotency_retention_s=settings.idempotency_retention_s,  # a fresh key is kept
     )
     deliverer = Deliverer(
         DeliveryPolicy(

@@ -54,8 +54,10 @@ class Store(Protocol):
         """Insert `timers` (and `idempotency`) in one transaction; return once committed.
 
         All or nothing. A stored record for the same `(route, key)` is replaced: callers
-        only write one after finding none, or an expired one. Raises Conflict if an id
-        exists, and
+        only write one after finding none, or an expired one. On a database shared by
+        nodes, a record another node wrote within the idempotency retention is never
+        replaced: then nothing is written and Conflict is raised (the client's retry gets
+        that node's answer). Raises Conflict if an id exists, and
         Unavailable (503) if the write cannot be committed now (queue full, disk full,
         locked): then nothing was written.
         """

@@ -29,7 +29,7 @@ from timerd.store.postgres_connect import (
     PostgresDriverMissing,
     redact_dsn,
 )
-from timerd.store.postgres_ownership import Ownership
+from timerd.store.postgres_ownership import CHANNEL, RELOAD, Ownership
 from timerd.store.postgres_schema import LATEST_VERSION, migrate, refuse_newer, schema_version
 from timerd.store.postgres_writer import GroupWriter
 
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 __all__ = ["PostgresDriverMissing", "PostgresStore", "is_postgres_url", "redact_dsn"]
 
 log = logging.getLogger(__name__)
+
+NOTIFY = "SELECT pg_notify($1, $2)"
 
 
 class PostgresStore:
@@ -57,6 +59,7 @@ class PostgresStore:
         node_id: str | None = None,
         node_lease_s: float = 10.0,
         attempt_timeout_s: float = 10.0,
+        idempotency_retention_s: float = 0.0,
     ) -> None:
         self._connector = Connector(url, read_only=read_only)  # PostgresDriverMissing here
         self.display_url = self._connector.display_url
@@ -75,6 +78,8 @@ class PostgresStore:
         self._strict_claims = node_id is not None
         """With a node id, an outcome applies only under its claim; without, to any live row."""
         self._nodes = nodes
+        self._retention_s = idempotency_retention_s
+        """An idempotency record younger than this is never replaced (0: an older one is)."""
         self._node_lease_s = node_lease_s
         self._ownership: Ownership | None = None
         self._attempts_kept = attempts_kept
@@ -117,6 +122,7 @@ class PostgresStore:
             self._connector,
             attempts_kept=self._attempts_kept,
             write_queue_max=self._write_queue_max,
+            idempotency_retention_s=self._retention_s,
             claimant=self._claims.claimant,
             strict_claims=self._strict_claims,
             on_commit=self._on_commit,
@@ -183,7 +189,8 @@ class PostgresStore:
 
         An id that exists, or came earlier in `records`, is skipped with its history.
         Returns how many timers were inserted. Nodes running on the database meanwhile
-        are fine: ids are unique, so nothing they wrote is touched.
+        are fine: ids are unique, so nothing they wrote is touched; one NOTIFY makes them
+        reload their windows, so they page in what was imported behind their horizons.
         """
         if self._writer_pool is None:
             raise Unavailable("the store is closed or read-only")
@@ -192,6 +199,8 @@ class PostgresStore:
         try:
             async with self._writer_pool.acquire() as conn:
                 count = await conn.fetchval(sql.IMPORT_TIMERS, *sql.import_args(records))
+                if count:
+                    await conn.execute(NOTIFY, CHANNEL, RELOAD)
         except self._connector.errors as exc:
             raise self._connector.unavailable(exc, "take writes") from None
         return int(count)

@@ -8,7 +8,8 @@ two nodes disagree costs a refused claim, never a duplicate.
 
 The live list is the node registry's (timerd.store.postgres_nodes), read every third of
 the lease, at the moment the next node's lease would run out, and at once when a
-`NOTIFY timerd_nodes` says a node joined or left.
+`NOTIFY timerd_nodes` says a node joined or left; an import's NOTIFY (payload `reload`)
+and a lost listening connection make the due loop reload its window too.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "timerd_nodes"
 """Nodes NOTIFY here when they join or leave (never per timer: NOTIFY locks at commit)."""
+RELOAD = "reload"
+"""The payload that asks every node to reload its window (an import added timers)."""
 EXPIRY_SLACK_S = 0.05
 _RETRY_S = 1.0
 
@@ -75,6 +78,7 @@ class Ownership:
         self._known = asyncio.Event()
         self._listener: asyncpg.Connection[Any] | None = None
         self._listener_lost = False
+        self._reload_asked = False
         self._task: asyncio.Task[None] | None = None
 
     def watch(self, changed: Callable[[], None]) -> None:
@@ -115,8 +119,8 @@ class Ownership:
     def _refresh(self, live: list[NodeInfo]) -> float:
         """Recompute from `live`; return how long until the next lease among them ends."""
         peers = tuple(sorted({n.id for n in live} | {self.node_id}))
-        reload = self._listener_lost
-        self._listener_lost = False
+        reload = self._listener_lost or self._reload_asked
+        self._listener_lost = self._reload_asked = False
         if peers != self.peers or self.buckets is None or reload:
             self.peers = peers
             self.buckets = owned_buckets(self.node_id, peers)
@@ -154,7 +158,9 @@ class Ownership:
         conn.add_termination_listener(self._terminated)
         self._listener = conn
 
-    def _notified(self, *_: object) -> None:
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        if payload == RELOAD:
+            self._reload_asked = True
         self._poke.set()
 
     def _terminated(self, *_: object) -> None:

@@ -42,8 +42,11 @@ UPSERT_IDEMPOTENCY = (
     "INSERT INTO idempotency (route, key, body_hash, status, response, created_at) "
     f"SELECT * FROM {_unnest(('text[]', 'text[]', 'text[]', 'int4[]', 'text[]', 'float8[]'))} "
     "ON CONFLICT (route, key) DO UPDATE SET body_hash = EXCLUDED.body_hash, "
-    "status = EXCLUDED.status, response = EXCLUDED.response, created_at = EXCLUDED.created_at"
+    "status = EXCLUDED.status, response = EXCLUDED.response, created_at = EXCLUDED.created_at "
+    "WHERE idempotency.created_at < EXCLUDED.created_at - $7::float8"
 )
+"""Writes each record unless a fresh one (within the retention, `$7`) holds its key: another
+node answered that key first. The writer compares the row count with the records."""
 
 DATABASE_NOW = "extract(epoch from clock_timestamp())::float8"
 """Leases are in the database's clock, whichever node sets or reads them."""
