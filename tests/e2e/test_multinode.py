@@ -209,10 +209,20 @@ async def test_a_node_leaving_on_sigterm_and_one_joining_lose_and_duplicate_noth
     hits = _by_id(receiver)
     duplicates = [tid for tid, h in hits.items() if len(h) > 1]
     per_node = collections.Counter(h.headers["Timerd-Node"] for h in receiver.hits)
+    # handed over at once: what fell due just after the leave was not left to a lease
+    after_leave = [
+        h[0].arrived_at - due[tid]
+        for tid, h in hits.items()
+        if left_at + 0.2 <= due[tid] <= left_at + LEASE_S
+    ]
+    handover_s = max(after_leave, default=0.0)
     report(
         f"join + SIGTERM leave: {count} timers, duplicates {len(duplicates)}, by "
-        f"{dict(sorted(per_node.items()))}, the leaver stopped in {stopped_in:.2f} s"
+        f"{dict(sorted(per_node.items()))}, the leaver stopped in {stopped_in:.2f} s, "
+        f"lateness just after it left at most {handover_s:.2f} s"
     )
+    assert after_leave
+    assert handover_s < LEASE_S * 0.75
     assert not duplicates
     assert len(receiver.hits) == count
     assert per_node["node-c"] > 0  # the joiner took its share of timers made before it

@@ -177,6 +177,7 @@ class DueLoop:
         owner = self.claims.owner(timer_id)
         if owner is ClaimKind.DELIVERY and not self._dispatcher.withdraw(timer_id):
             raise Conflict(f"timer {timer_id} is being delivered right now")
+        self._send_by.pop(timer_id, None)  # withdrawn, or never queued
         if owner is ClaimKind.CHANGE:
             raise Conflict(f"timer {timer_id} is being changed by another request")
         self.claims.take(timer_id, ClaimKind.CHANGE)
