@@ -48,6 +48,16 @@ class TestClaimContract:
         assert result.moved == [(T0 + 60, moved.id)]
         assert result.held == []
 
+    async def test_a_change_applies_from_the_row_it_read(self, store: Store) -> None:
+        t = timer(T0)
+        await store.insert_timers([t])
+        moved = t.evolve(fire_at=T0 + 5, next_at=T0 + 5, updated_at=T0 + 1)
+        assert await store.change_timer(t, moved)
+        cancelled = moved.evolve(status=Status.CANCELLED, next_at=None, updated_at=T0 + 2)
+        assert await store.change_timer(moved, cancelled)
+        assert not await store.change_timer(moved, moved.evolve(updated_at=T0 + 3))
+        assert await store.get_timer(t.id) == cancelled
+
 
 # PostgreSQL: claims shared by nodes ----------------------------------------------------------
 
@@ -174,3 +184,16 @@ async def test_a_fresh_idempotency_key_of_another_node_is_never_replaced(
     expired = IdempotencyRecord("POST /timers", "k", "h", 201, '{"id": "c"}', T0 + 2e5)
     await b.insert_timers([timer(T0)], expired)  # past the retention: replaced
     assert await a.get_idempotency("POST /timers", "k") == expired
+
+
+async def test_two_nodes_changing_one_timer_from_the_same_read_apply_once(
+    nodes: tuple[PostgresStore, PostgresStore],
+) -> None:
+    a, b = nodes
+    t = timer(T0)
+    await a.insert_timers([t])
+    moved = t.evolve(fire_at=T0 + 5, next_at=T0 + 5, updated_at=T0 + 1)
+    cancelled = t.evolve(status=Status.CANCELLED, next_at=None, updated_at=T0 + 1.5)
+    assert await a.change_timer(t, moved)
+    assert not await b.change_timer(t, cancelled)  # same status, but not the row b read
+    assert await b.get_timer(t.id) == moved

@@ -239,7 +239,7 @@ class TimerService:
             self.firing.release(timer_id)
 
     async def _commit_change(self, before: Timer, after: Timer) -> Timer:
-        applied = await self.store.update_timer(after, frozenset({before.status}))
+        applied = await self.store.change_timer(before, after)
         if not applied:
             raise Conflict(f"timer {before.id} changed meanwhile; try again")
         self.firing.changed(after.id, after.next_at)

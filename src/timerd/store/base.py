@@ -182,6 +182,18 @@ class Store(Protocol):
         """
         ...
 
+    async def change_timer(self, before: Timer, after: Timer) -> bool:
+        """Replace the stored row by `after` if it is still `before` (compare-and-set).
+
+        What an API change (cancel, fire, reschedule) commits, after reading `before`.
+        Returns whether it applied; returns once committed; raises Unavailable like inserts.
+        On a database shared by nodes the row must still have `before`'s status and
+        `updated_at` (every write of a timer's state sets it), and no other node may hold
+        it under an unexpired claim; SQLite: `update_timer` from `before`'s status, since
+        the process's own claims already keep changes and deliveries apart.
+        """
+        ...
+
     def watch_ownership(self, changed: Callable[[], None]) -> None:
         """Call `changed` each time the timers `due_keys` pages in may have changed.
 

@@ -322,6 +322,15 @@ class PostgresStore:
             raise Unavailable("the store is closed")
         await self._claims.release(self._readers, timer_ids)
 
+    async def change_timer(self, before: Timer, after: Timer) -> bool:
+        """Replace the row by `after` if it still has `before`'s status and `updated_at`,
+        and no other node holds it under an unexpired claim."""
+        expect = frozenset({before.status})
+        result: bool = await self._submit(
+            "update_if", (after, expect, before.updated_at), bounded=False
+        )
+        return result
+
     def watch_ownership(self, changed: Callable[[], None]) -> None:
         """Follow the live nodes (with a registry): `due_keys` pages this node's buckets."""
         nodes = self._nodes

@@ -58,8 +58,10 @@ UPDATE_IF = (
     "updated_at = $7, fired_at = $8, last_status_code = $9, last_error = $10, "
     "version = version + 1, claimed_by = NULL, claim_until = NULL "
     "WHERE id = $1 AND status = ANY($11::text[]) AND (claimed_by IS NULL "
-    f"OR claimed_by = $12::text OR claim_until < {DATABASE_NOW})"
+    f"OR claimed_by = $12::text OR claim_until < {DATABASE_NOW}) "
+    "AND ($13::float8 IS NULL OR updated_at = $13::float8)"
 )
+"""`$13`, the `updated_at` the change was read with (NULL: any): compare-and-set."""
 
 PURGE_IDEMPOTENCY = "DELETE FROM idempotency WHERE created_at < $1"
 
@@ -270,8 +272,11 @@ def idempotency_arrays(records: Sequence[IdempotencyRecord]) -> list[list[Any]]:
     ]
 
 
-def update_args(timer: Timer, expect: frozenset[Status], claimant: str) -> tuple[Any, ...]:
-    """The arguments of UPDATE_IF; `claimant` is this node's claim id."""
+def update_args(
+    timer: Timer, expect: frozenset[Status], claimant: str, read_at: float | None = None
+) -> tuple[Any, ...]:
+    """The arguments of UPDATE_IF; `claimant` is this node's claim id, `read_at` the
+    `updated_at` the row had when the change read it (None: do not compare)."""
     t = timer
     return (
         t.id,
@@ -286,6 +291,7 @@ def update_args(timer: Timer, expect: frozenset[Status], claimant: str) -> tuple
         t.last_error,
         sorted(s.value for s in expect),
         claimant,
+        read_at,
     )
 
 

@@ -258,9 +258,13 @@ class GroupWriter:
             ]
         if kind == "insert_missing":
             return [_Step(sql.INSERT_MISSING, sql.timer_arrays(w.args[0]), w) for w in run]
-        if kind == "update_if":
+        if kind == "update_if":  # (timer, expect) or (timer, expect, updated_at read)
             return [
-                _Step(sql.UPDATE_IF, sql.update_args(w.args[0], w.args[1], self._claimant), w)
+                _Step(
+                    sql.UPDATE_IF,
+                    sql.update_args(w.args[0], w.args[1], self._claimant, *w.args[2:]),
+                    w,
+                )
                 for w in run
             ]
         if kind == "purge":

@@ -818,6 +818,10 @@ class SqliteStore:
         for timer_id in timer_ids:
             self.claims.release(timer_id)
 
+    async def change_timer(self, before: Timer, after: Timer) -> bool:
+        """Replace the row by `after` if its status is still `before`'s (claims do the rest)."""
+        return await self.update_timer(after, frozenset({before.status}))
+
     def watch_ownership(self, changed: Callable[[], None]) -> None:
         """Nothing to watch: this process owns every timer of the file."""
 
