@@ -1,4 +1,4 @@
-"""Helpers shared by the API tests: problem+json checks, create, read and wait (not a test module)."""
+"""Helpers shared by the API tests: problem+json checks, create, read, wait (no tests here)."""
 
 from __future__ import annotations
 

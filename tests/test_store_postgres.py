@@ -26,6 +26,7 @@ from timerd.store import (
     SqliteStore,
     make_store,
     open_store,
+    postgres_claims,
     postgres_sql,
 )
 from timerd.store.postgres import redact_dsn
@@ -312,6 +313,8 @@ async def test_a_database_that_refuses_writes_answers_unavailable_then_recovers(
         (postgres_sql.DUE_KEYS, (0.0, "", 1.0, 5), "timers_next"),
         (postgres_sql.SELECT_TIMERS, (["a", "b"],), "timers_pkey"),
         (postgres_sql.SELECT_ATTEMPTS, ("a",), "attempts_pkey"),
+        (postgres_sql.DUE_KEYS_OWNED, (0.0, "", 1.0, 5, [1, 7]), "timers_next"),
+        (postgres_claims.CLAIM_DUE, (["a", "b"], [1.0, 2.0], "node-a", 12.0), "timers_pkey"),
     ],
 )
 async def test_queries_have_an_index_path(

@@ -118,12 +118,15 @@ class TimerService:
         )
 
     async def stop(self, grace_s: float) -> None:
-        """Stop firing; let deliveries in flight finish within `grace_s` (see DueLoop.stop)."""
+        """Stop firing; let deliveries in flight finish within `grace_s` (see DueLoop.stop).
+
+        The node leaves the set before that wait, so the others take its timers over at once.
+        """
         if self._housekeeping_task is not None:
             self._housekeeping_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping_task
-        await self.firing.stop(grace_s)
+        await self.firing.stop(grace_s, handover=self.nodes.stop)
 
     # API operations -------------------------------------------------------------------------
 
@@ -236,7 +239,7 @@ class TimerService:
             self.firing.release(timer_id)
 
     async def _commit_change(self, before: Timer, after: Timer) -> Timer:
-        applied = await self.store.update_timer(after, frozenset({before.status}))
+        applied = await self.store.change_timer(before, after)
         if not applied:
             raise Conflict(f"timer {before.id} changed meanwhile; try again")
         self.firing.changed(after.id, after.next_at)

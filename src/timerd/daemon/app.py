@@ -57,13 +57,6 @@ def build_app(
     clock = clock or SystemClock()
     outbound = OutboundPolicy.from_settings(settings)
     metrics = Metrics()
-    store = make_store(
-        settings.db,
-        synchronous=settings.synchronous,
-        attempts_kept=settings.attempts_kept,
-        write_queue_max=settings.write_queue_max,
-        on_commit=metrics.on_commit,
-    )
     node_id = node_id_of(settings)
     nodes = make_nodes(
         settings.db,
@@ -72,6 +65,17 @@ def build_app(
         lease_s=settings.node_lease_s,
         max_clock_skew_s=settings.max_clock_skew_s,
         on_offset=metrics.clock_offset.set,
+    )
+    store = make_store(
+        settings.db,
+        synchronous=settings.synchronous,
+        attempts_kept=settings.attempts_kept,
+        write_queue_max=settings.write_queue_max,
+        on_commit=metrics.on_commit,
+        nodes=nodes,  # PostgreSQL: claims carry this node's id; it pages its own buckets
+        node_lease_s=settings.node_lease_s,
+        attempt_timeout_s=settings.attempt_timeout_s,
+        idempotency_retention_s=settings.idempotency_retention_s,  # a fresh key is kept
     )
     deliverer = Deliverer(
         DeliveryPolicy(

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from timerd.clock import Clock
@@ -31,7 +32,7 @@ from timerd.firing.token_bucket import TokenBucket
 from timerd.metrics import Metrics
 from timerd.models import LIVE_STATUSES, Outcome, Timer, redact_url
 from timerd.store import Cursor, Store
-from timerd.store.claims import ClaimKind
+from timerd.store.claims import ClaimKind, ClaimResult
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,9 @@ _READ_CHUNK = 250
 requests wait for it."""
 _REFILL_CHUNK = 1000
 """Keys paged into the heap per read, for the same reason."""
-_SAME_INSTANT_S = 1e-6
-"""Heap keys and stored times are the same instant within this (they pass through text)."""
+_SHARED_MARGIN_S = 2.0
+"""On a shared database, what this node creates or changes is kept in its heap this far past
+the window too: another node's clock, and so its loaded horizon, may be ahead of ours."""
 _OVERDUE_AFTER_S = 1.0
 """A timer due this long before timerd learnt of it (or booted) was overdue, not late: a
 `{"seconds": 0}` create is due a moment before the service stamps it, and is not overdue."""
@@ -89,6 +91,9 @@ class DueLoop:
         self._stopping = False
         self._boot_at = 0.0
         self._catchup = TokenBucket(limits.catchup_rate_per_s)
+        self._reload = False
+        self._send_by: dict[str, float] = {}
+        """Timers whose claim is a lease: when their attempt must have started."""
 
     # lifecycle ----------------------------------------------------------------------------
 
@@ -97,13 +102,19 @@ class DueLoop:
         self._boot_at = self.clock.now()
         self._outcomes.start()
         self._pacing.start()
+        self.store.watch_ownership(self._ownership_changed)
         self._task = asyncio.create_task(self._run(), name="timerd-due-loop")
 
-    async def stop(self, grace_s: float) -> None:
+    async def stop(
+        self, grace_s: float, handover: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         """Stop firing; let deliveries in flight finish within `grace_s`, then cancel them.
 
         A cancelled delivery, or one whose outcome could not be committed in time, left its
         timer as it was in the database, so the next boot delivers it again (at-least-once).
+        `handover` runs once nothing new is sent and the queued timers' claims are given
+        up, before the wait: on a shared database the node leaves the set there, so the
+        others take its timers over at once.
         """
         deadline = time.monotonic() + grace_s
         self._stopping = True
@@ -112,8 +123,14 @@ class DueLoop:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for waiting in self._dispatcher.drain():  # not started: they stay due for the next boot
-            self.claims.release(waiting.id)
+        # not started: they stay due, for another node now or the next boot
+        queued = [waiting.id for waiting in self._dispatcher.drain()]
+        try:
+            await self.store.release_claims(queued)
+        except TimerdError as exc:
+            log.warning("could not give up %d claims (%s); their leases expire", len(queued), exc)
+        if handover is not None:
+            await handover()
         running = set(self._dispatcher.tasks)
         if running:
             log.info("waiting up to %.1f s for %d deliveries", grace_s, len(running))
@@ -139,8 +156,17 @@ class DueLoop:
         `force` puts it back even beyond the window: it was in the heap, and a refill that
         ran meanwhile may have moved the horizon past it.
         """
-        if force or (at, timer_id) <= self._horizon or at <= self._refill_target:
+        if (
+            force
+            or (at, timer_id) <= self._horizon
+            or at <= self._refill_target
+            or (self.store.shared and at <= self._shared_reach())
+        ):
             self.scheduler.push(timer_id, at)
+
+    def _shared_reach(self) -> float:
+        """How far ahead another node sharing the database may have paged its window."""
+        return self.clock.now() + self.limits.window_s + _SHARED_MARGIN_S
 
     def take_for_change(self, timer_id: str) -> float | None:
         """Claim `timer_id` for a change and take it off the schedule; return when it was due.
@@ -151,6 +177,7 @@ class DueLoop:
         owner = self.claims.owner(timer_id)
         if owner is ClaimKind.DELIVERY and not self._dispatcher.withdraw(timer_id):
             raise Conflict(f"timer {timer_id} is being delivered right now")
+        self._send_by.pop(timer_id, None)  # withdrawn, or never queued
         if owner is ClaimKind.CHANGE:
             raise Conflict(f"timer {timer_id} is being changed by another request")
         self.claims.take(timer_id, ClaimKind.CHANGE)
@@ -214,8 +241,16 @@ class DueLoop:
             return self.limits.window_s / 2
         return max(0.0, self._horizon[0] - self.limits.window_s / 2 - now)
 
+    def _ownership_changed(self) -> None:
+        """The store pages other timers now: reload the window from its start."""
+        self._reload = True
+        self.scheduler.wake()
+
     async def _refill_if_needed(self) -> None:
         """Page the next due timers from the store into the heap as the window advances."""
+        if self._reload:  # entries of buckets no longer owned cost a refused claim at most
+            self._reload = False
+            self._horizon, self._horizon_complete = _BOTTOM, False
         now = self.clock.now()
         free = self.limits.window_max - len(self.scheduler)
         if self._horizon_complete:
@@ -237,6 +272,8 @@ class DueLoop:
             # changing ones too: a change that fails leaves its timer where the row says
             if timer_id not in self.scheduler and claims.owner(timer_id) is not ClaimKind.DELIVERY:
                 self.scheduler.push(timer_id, at)
+        if self._reload:  # the owned buckets changed during the read: start again
+            return
         if len(keys) == limit:
             self._horizon, self._horizon_complete = keys[-1], False
         else:
@@ -244,27 +281,25 @@ class DueLoop:
         self.metrics.heap_size.set(len(self.scheduler))
 
     async def _dispatch(self, due: list[Cursor]) -> None:
-        """Check popped entries against their rows and queue a delivery for each live one.
+        """Claim the popped entries still due in the store and queue a delivery for each.
 
         A timer claimed meanwhile (a change in progress) is left to that change, which
         schedules it again whether or not it succeeds.
         """
         try:
-            rows = {t.id: t for t in await self.store.get_timers([tid for _, tid in due])}
+            result: ClaimResult = await self.store.claim_due(due)
         except BaseException:
             for at, tid in due:  # back into the heap: the next step tries again
                 self.scheduler.push(tid, at)
             raise
-        for at, tid in due:
-            timer = rows.get(tid)
-            if tid in self.claims or timer is None or timer.status not in LIVE_STATUSES:
-                continue
-            if timer.next_at is None:
-                continue
-            if abs(timer.next_at - at) > _SAME_INSTANT_S:
-                self.schedule(tid, timer.next_at)  # moved since: its row decides
-                continue
-            self.claims.take(tid, ClaimKind.DELIVERY)
+        for at, tid in result.moved:
+            self.schedule(tid, at)  # moved since: its row decides
+        for at, tid in result.held:
+            self.schedule(tid, at, force=True)  # its holder may die: look again at lease end
+        limited = result.send_by != float("inf")
+        for timer in result.claimed:
+            if limited:
+                self._send_by[timer.id] = result.send_by
             self._dispatcher.submit(timer)
 
     # one delivery -------------------------------------------------------------------------
@@ -273,6 +308,11 @@ class DueLoop:
         """Send one attempt; its outcome goes to the outcome log, which keeps the claim."""
         attempt_no = timer.attempts + 1
         queued = False
+        send_by = self._send_by.pop(timer.id, None)
+        if send_by is not None and time.monotonic() > send_by:  # its lease may be another's
+            self.claims.release(timer.id)
+            self.schedule(timer.id, self.clock.now(), force=True)  # claim it again first
+            return
         try:
             result = await self._send(timer, attempt_no)
             if attempt_no == 1:

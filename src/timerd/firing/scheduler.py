@@ -83,6 +83,10 @@ class Scheduler:
             return
         await self._clock.wait(self._wake, delay)
 
+    def wake(self) -> None:
+        """End the current sleep now: the caller has something else to do first."""
+        self._wake.set()
+
     def _compact(self) -> None:
         self._heap = [(at, timer_id) for timer_id, at in self._keys.items()]
         heapq.heapify(self._heap)

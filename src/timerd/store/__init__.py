@@ -37,7 +37,9 @@ AnyStore = SqliteStore | PostgresStore
 """A store of either backend, with what both have beyond the contract (import, export)."""
 
 _SQLITE_ONLY = frozenset({"synchronous"})
-_POSTGRES_ONLY = frozenset({"read_connections"})
+_POSTGRES_ONLY = frozenset(
+    {"read_connections", "nodes", "node_lease_s", "attempt_timeout_s", "idempotency_retention_s"}
+)
 
 
 def display_db(db: str | Path) -> str:

@@ -7,13 +7,15 @@ database behind the same methods.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from timerd.cursor import Cursor
 from timerd.models import Attempt, Status, Timer
-from timerd.store.claims import LocalClaims
+from timerd.store.claims import ClaimResult, LocalClaims
+
+__all__ = ["ClaimResult", "IdempotencyRecord", "Store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +54,10 @@ class Store(Protocol):
         """Insert `timers` (and `idempotency`) in one transaction; return once committed.
 
         All or nothing. A stored record for the same `(route, key)` is replaced: callers
-        only write one after finding none, or an expired one. Raises Conflict if an id
-        exists, and
+        only write one after finding none, or an expired one. On a database shared by
+        nodes, a record another node wrote within the idempotency retention is never
+        replaced: then nothing is written and Conflict is raised (the client's retry gets
+        that node's answer). Raises Conflict if an id exists, and
         Unavailable (503) if the write cannot be committed now (queue full, disk full,
         locked): then nothing was written.
         """
@@ -98,7 +102,10 @@ class Store(Protocol):
         ...
 
     async def due_keys(self, after: Cursor | None, until: float, limit: int) -> list[Cursor]:
-        """Return `(next_at, id)` of live timers due by `until`, after `after`, in order."""
+        """Return `(next_at, id)` of live timers due by `until`, after `after`, in order.
+
+        On a database shared by nodes: only those in this node's buckets (`watch_ownership`).
+        """
         ...
 
     async def attempts(self, timer_id: str) -> list[Attempt]:
@@ -139,5 +146,59 @@ class Store(Protocol):
         after the id `after` (None: from the first).
 
         Every status. Served by the primary key: reads at most `limit` rows.
+        """
+        ...
+
+    # several processes on one database (appended; issue 15) -------------------------------
+
+    shared: bool
+    """Whether other processes deliver from this database too (PostgreSQL nodes).
+
+    Then a timer this process creates or changes, due within the window, goes in its heap
+    even past the loaded horizon: the node that owns its bucket may have paged that time
+    range before the timer existed.
+    """
+
+    async def claim_due(self, due: Sequence[Cursor]) -> ClaimResult:
+        """Claim for delivery by this process the timers of `due` (`(next_at, id)` popped
+        from the heap) whose rows are live and still due at that key; return them.
+
+        A timer claimed in this process (by a change or a delivery) is left out. One whose
+        row moved is returned in `moved` with its new next_at; one that another process
+        holds under an unexpired lease, or is writing now, in `held` with when to look
+        again. A claim on a shared database is a lease in the database's clock: it lasts
+        until its outcome is recorded, or expires, and then another node may take the
+        timer over; an attempt must start by `send_by` or not at all. Claiming twice across
+        processes is impossible: one statement checks and claims. SQLite: no extra
+        statement beyond reading the rows.
+        """
+        ...
+
+    async def release_claims(self, timer_ids: Sequence[str]) -> None:
+        """Give up this process's delivery claims on `timer_ids` (queued, never sent).
+
+        Another node may claim them at once. Raises Unavailable if the database cannot
+        take it now (the leases then expire by themselves).
+        """
+        ...
+
+    async def change_timer(self, before: Timer, after: Timer) -> bool:
+        """Replace the stored row by `after` if it is still `before` (compare-and-set).
+
+        What an API change (cancel, fire, reschedule) commits, after reading `before`.
+        Returns whether it applied; returns once committed; raises Unavailable like inserts.
+        On a database shared by nodes the row must still have `before`'s status and
+        `updated_at` (every write of a timer's state sets it), and no other node may hold
+        it under an unexpired claim; SQLite: `update_timer` from `before`'s status, since
+        the process's own claims already keep changes and deliveries apart.
+        """
+        ...
+
+    def watch_ownership(self, changed: Callable[[], None]) -> None:
+        """Call `changed` each time the timers `due_keys` pages in may have changed.
+
+        On PostgreSQL `due_keys` pages only the buckets this node owns (rendezvous hashing
+        over the live nodes), and a node joining or leaving, or a lost connection, moves
+        them: the caller reloads its window from scratch. SQLite never calls it.
         """
         ...

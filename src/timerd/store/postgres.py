@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,13 +20,16 @@ from timerd.errors import DatabaseError, Unavailable
 from timerd.models import Attempt, Outcome, Status, Timer
 from timerd.store import postgres_sql as sql
 from timerd.store.base import IdempotencyRecord
-from timerd.store.claims import LocalClaims
+from timerd.store.claims import ClaimResult, LocalClaims
+from timerd.store.nodes import NodeRegistry
+from timerd.store.postgres_claims import PostgresClaims
 from timerd.store.postgres_connect import (
     CONNECT_TIMEOUT_S,
     Connector,
     PostgresDriverMissing,
     redact_dsn,
 )
+from timerd.store.postgres_ownership import CHANNEL, RELOAD, Ownership
 from timerd.store.postgres_schema import LATEST_VERSION, migrate, refuse_newer, schema_version
 from timerd.store.postgres_writer import GroupWriter
 
@@ -35,6 +39,8 @@ if TYPE_CHECKING:
 __all__ = ["PostgresDriverMissing", "PostgresStore", "is_postgres_url", "redact_dsn"]
 
 log = logging.getLogger(__name__)
+
+NOTIFY = "SELECT pg_notify($1, $2)"
 
 
 class PostgresStore:
@@ -49,12 +55,33 @@ class PostgresStore:
         read_only: bool = False,
         read_connections: int = 4,
         on_commit: Callable[[float, int], None] | None = None,
+        nodes: NodeRegistry | None = None,
+        node_id: str | None = None,
+        node_lease_s: float = 10.0,
+        attempt_timeout_s: float = 10.0,
+        idempotency_retention_s: float = 0.0,
     ) -> None:
         self._connector = Connector(url, read_only=read_only)  # PostgresDriverMissing here
         self.display_url = self._connector.display_url
         """The URL without its password: the only form to print or log."""
-        # in-process claims: right for one node; several nodes need them in rows (issue 15)
+        # in-process claims (changes, and deliveries of this node) beside the rows' leases
         self.claims = LocalClaims()
+        self.shared = True
+        node_id = nodes.node_id if nodes is not None else node_id
+        self._claims = PostgresClaims(
+            self._connector,
+            self.claims,
+            node_id or f"store-{secrets.token_hex(6)}",
+            node_lease_s=node_lease_s,
+            attempt_timeout_s=attempt_timeout_s,
+        )
+        self._strict_claims = node_id is not None
+        """With a node id, an outcome applies only under its claim; without, to any live row."""
+        self._nodes = nodes
+        self._retention_s = idempotency_retention_s
+        """An idempotency record younger than this is never replaced (0: an older one is)."""
+        self._node_lease_s = node_lease_s
+        self._ownership: Ownership | None = None
         self._attempts_kept = attempts_kept
         self._write_queue_max = write_queue_max
         self._read_only = read_only
@@ -95,6 +122,9 @@ class PostgresStore:
             self._connector,
             attempts_kept=self._attempts_kept,
             write_queue_max=self._write_queue_max,
+            idempotency_retention_s=self._retention_s,
+            claimant=self._claims.claimant,
+            strict_claims=self._strict_claims,
             on_commit=self._on_commit,
         )
         self._writer.start()
@@ -122,6 +152,9 @@ class PostgresStore:
 
     async def close(self) -> None:
         """Commit what is queued, stop the writer and close the connections."""
+        if self._ownership is not None:
+            await self._ownership.stop()
+            self._ownership = None
         if self._writer is not None:
             await self._writer.close()
             self._writer = None
@@ -156,7 +189,8 @@ class PostgresStore:
 
         An id that exists, or came earlier in `records`, is skipped with its history.
         Returns how many timers were inserted. Nodes running on the database meanwhile
-        are fine: ids are unique, so nothing they wrote is touched.
+        are fine: ids are unique, so nothing they wrote is touched; one NOTIFY makes them
+        reload their windows, so they page in what was imported behind their horizons.
         """
         if self._writer_pool is None:
             raise Unavailable("the store is closed or read-only")
@@ -165,6 +199,8 @@ class PostgresStore:
         try:
             async with self._writer_pool.acquire() as conn:
                 count = await conn.fetchval(sql.IMPORT_TIMERS, *sql.import_args(records))
+                if count:
+                    await conn.execute(NOTIFY, CHANNEL, RELOAD)
         except self._connector.errors as exc:
             raise self._connector.unavailable(exc, "take writes") from None
         return int(count)
@@ -259,10 +295,56 @@ class PostgresStore:
         return [sql.timer_from_row(r) for r in rows]
 
     async def due_keys(self, after: Cursor | None, until: float, limit: int) -> list[Cursor]:
-        """Return `(next_at, id)` of live timers due by `until`, after `after`, in order."""
+        """Return `(next_at, id)` of live timers due by `until`, after `after`, in order;
+        when following the nodes (`watch_ownership`), of this node's buckets only."""
         at, tid = after or (float("-inf"), "")
-        rows = await self._fetch(sql.DUE_KEYS, at, tid, until, limit)
+        ownership = self._ownership
+        if ownership is not None:
+            await ownership.known(self._node_lease_s)
+        if ownership is None or ownership.buckets is None or len(ownership.buckets) == sql.BUCKETS:
+            rows = await self._fetch(sql.DUE_KEYS, at, tid, until, limit)
+        else:
+            owned = sorted(ownership.buckets)
+            rows = await self._fetch(sql.DUE_KEYS_OWNED, at, tid, until, limit, owned)
         return [(float(r[0]), str(r[1])) for r in rows]
+
+    # several nodes ------------------------------------------------------------------------
+
+    async def claim_due(self, due: Sequence[Cursor]) -> ClaimResult:
+        """Claim the due, free timers of `due` for this node in one statement (a lease)."""
+        if self._readers is None:
+            raise Unavailable("the store is closed")
+        return await self._claims.claim_due(self._readers, due)
+
+    async def release_claims(self, timer_ids: Sequence[str]) -> None:
+        """End this node's claims on `timer_ids`: another node may take them at once."""
+        if self._readers is None:
+            raise Unavailable("the store is closed")
+        await self._claims.release(self._readers, timer_ids)
+
+    async def change_timer(self, before: Timer, after: Timer) -> bool:
+        """Replace the row by `after` if it still has `before`'s status and `updated_at`,
+        and no other node holds it under an unexpired claim."""
+        expect = frozenset({before.status})
+        result: bool = await self._submit(
+            "update_if", (after, expect, before.updated_at), bounded=False
+        )
+        return result
+
+    def watch_ownership(self, changed: Callable[[], None]) -> None:
+        """Follow the live nodes (with a registry): `due_keys` pages this node's buckets."""
+        nodes = self._nodes
+        if nodes is None:
+            return
+        if self._ownership is None:
+            self._ownership = Ownership(
+                self._connector,
+                nodes.node_id,
+                self._node_lease_s,
+                nodes.live,
+                lambda: float(getattr(nodes, "offset_s", 0.0)),
+            )
+        self._ownership.watch(changed)
 
     async def attempts(self, timer_id: str) -> list[Attempt]:
         """Return the kept attempts of a timer, oldest first."""

@@ -42,6 +42,8 @@ HEARTBEAT = (
     "last_seen_at = EXCLUDED.last_seen_at, version = EXCLUDED.version"
 )
 LEAVE = "DELETE FROM nodes WHERE id = $1"
+NOTIFY = "SELECT pg_notify('timerd_nodes', $1)"
+"""Tells the other nodes at once that this one joined or left (see postgres_ownership)."""
 LIVE = (
     "SELECT id, started_at, last_seen_at, version FROM nodes "
     f"WHERE last_seen_at > {_NOW} - $1 ORDER BY id"
@@ -104,6 +106,7 @@ class PostgresNodes:
                         "the clocks (NTP)"
                     )
                 await conn.execute(JOIN, self.node_id, self._version)
+                await conn.execute(NOTIFY, self.node_id)
         except self._connector.errors as exc:
             await self._close_pool()
             raise self._connector.unavailable(exc, "register this node") from None
@@ -129,6 +132,7 @@ class PostgresNodes:
             return
         try:
             await self._pool.execute(LEAVE, self.node_id)
+            await self._pool.execute(NOTIFY, self.node_id)
         except self._connector.errors as exc:
             log.warning(
                 "node %s could not leave %s (%s); the others drop it within %g s",

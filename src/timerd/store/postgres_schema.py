@@ -77,6 +77,13 @@ MIGRATIONS: list[str] = [
         version text NOT NULL
     );
     """,
+    # 3: delivery claims shared by the nodes: who holds a timer, and until when (database
+    # time, epoch seconds). Buckets need no column: `hashtext(id) & 1023`, computed from the
+    # id that timers_next holds, so paging a node's buckets stays an index-only range scan.
+    """
+    ALTER TABLE timers ADD COLUMN claimed_by text COLLATE "C",
+        ADD COLUMN claim_until double precision;
+    """,
 ]
 
 LATEST_VERSION = len(MIGRATIONS)

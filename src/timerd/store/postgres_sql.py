@@ -42,14 +42,26 @@ UPSERT_IDEMPOTENCY = (
     "INSERT INTO idempotency (route, key, body_hash, status, response, created_at) "
     f"SELECT * FROM {_unnest(('text[]', 'text[]', 'text[]', 'int4[]', 'text[]', 'float8[]'))} "
     "ON CONFLICT (route, key) DO UPDATE SET body_hash = EXCLUDED.body_hash, "
-    "status = EXCLUDED.status, response = EXCLUDED.response, created_at = EXCLUDED.created_at"
+    "status = EXCLUDED.status, response = EXCLUDED.response, created_at = EXCLUDED.created_at "
+    "WHERE idempotency.created_at < EXCLUDED.created_at - $7::float8"
 )
+"""Writes each record unless a fresh one (within the retention, `$7`) holds its key: another
+node answered that key first. The writer compares the row count with the records."""
 
+DATABASE_NOW = "extract(epoch from clock_timestamp())::float8"
+"""Leases are in the database's clock, whichever node sets or reads them."""
+
+# A change applies unless another node holds the timer under an unexpired lease; it ends
+# any claim (this node's own, or an expired one).
 UPDATE_IF = (
     "UPDATE timers SET url = $2, fire_at = $3, status = $4, next_at = $5, attempts = $6, "
     "updated_at = $7, fired_at = $8, last_status_code = $9, last_error = $10, "
-    "version = version + 1 WHERE id = $1 AND status = ANY($11::text[])"
+    "version = version + 1, claimed_by = NULL, claim_until = NULL "
+    "WHERE id = $1 AND status = ANY($11::text[]) AND (claimed_by IS NULL "
+    f"OR claimed_by = $12::text OR claim_until < {DATABASE_NOW}) "
+    "AND ($13::float8 IS NULL OR updated_at = $13::float8)"
 )
+"""`$13`, the `updated_at` the change was read with (NULL: any): compare-and-set."""
 
 PURGE_IDEMPOTENCY = "DELETE FROM idempotency WHERE created_at < $1"
 
@@ -84,18 +96,28 @@ _OUTCOME_TYPES = (
     "text[]",
     "text[]",  # outcome
 )
-# Per outcome, in one statement: a live timer takes its new state; every timer that exists
-# (live or not: a late outcome goes to history only) takes the next history seq and one
-# history entry; entries beyond the newest `$17` go. The CTEs share one snapshot, so the
-# DELETE cannot see the entry inserted beside it; it never needs to (kept >= 1).
+# An outcome applies to a live timer whose claim is still the recording node's ($18; NULL
+# for a store that never claims); any other (a late outcome, a claim taken over) goes to
+# history only.
+_APPLIES = f"({_LIVE} AND ($18::text IS NULL OR timers.claimed_by = $18::text))"
+# Per outcome, in one statement: an applying one sets the timer's new state and ends the
+# claim; every timer that exists takes the next history seq and one history entry; entries
+# beyond the newest `$17` go. The CTEs share one snapshot, so the DELETE cannot see the
+# entry inserted beside it; it never needs to (kept >= 1).
 RECORD_OUTCOMES = (
     "WITH o AS (SELECT * FROM "
     + _unnest(_OUTCOME_TYPES)
     + " AS o (id, "
     + ", ".join(_OUTCOME_COLUMNS)
     + ", outcome)), t AS (UPDATE timers SET "
-    + ", ".join(f"{c} = CASE WHEN {_LIVE} THEN o.{c} ELSE timers.{c} END" for c in _STATE_COLUMNS)
-    + f", version = timers.version + CASE WHEN {_LIVE} THEN 1 ELSE 0 END"
+    + ", ".join(
+        f"{c} = CASE WHEN {_APPLIES} THEN o.{c} ELSE timers.{c} END" for c in _STATE_COLUMNS
+    )
+    + "".join(
+        f", {c} = CASE WHEN {_APPLIES} THEN NULL ELSE timers.{c} END"
+        for c in ("claimed_by", "claim_until")
+    )
+    + f", version = timers.version + CASE WHEN {_APPLIES} THEN 1 ELSE 0 END"
     + ", history_seq = timers.history_seq + 1 FROM o WHERE timers.id = o.id "
     "RETURNING timers.id, timers.history_seq), "
     "h AS (INSERT INTO attempts (timer_id, seq, attempt, started_at, duration_ms, status_code, "
@@ -137,6 +159,18 @@ DUE_KEYS = (
     "SELECT next_at, id FROM timers WHERE next_at IS NOT NULL "
     "AND (next_at, id) > ($1, $2) AND next_at <= $3 ORDER BY next_at, id LIMIT $4"
 )
+
+BUCKETS = 1024
+BUCKET_OF_ID = f"(hashtext(id) & {BUCKETS - 1})"
+"""A timer's bucket (see timerd.store.postgres_ownership); the database computes it, so it
+is the same on every node, and needs only the id, which timers_next holds."""
+
+DUE_KEYS_OWNED = (
+    "SELECT next_at, id FROM timers WHERE next_at IS NOT NULL "
+    f"AND (next_at, id) > ($1, $2) AND next_at <= $3 AND {BUCKET_OF_ID} = ANY($5::int4[]) "
+    "ORDER BY next_at, id LIMIT $4"
+)
+"""DUE_KEYS of some buckets only."""
 
 SELECT_ATTEMPTS = (
     "SELECT attempt, started_at, duration_ms, status_code, error, outcome "
@@ -238,8 +272,11 @@ def idempotency_arrays(records: Sequence[IdempotencyRecord]) -> list[list[Any]]:
     ]
 
 
-def update_args(timer: Timer, expect: frozenset[Status]) -> tuple[Any, ...]:
-    """The arguments of UPDATE_IF."""
+def update_args(
+    timer: Timer, expect: frozenset[Status], claimant: str, read_at: float | None = None
+) -> tuple[Any, ...]:
+    """The arguments of UPDATE_IF; `claimant` is this node's claim id, `read_at` the
+    `updated_at` the row had when the change read it (None: do not compare)."""
     t = timer
     return (
         t.id,
@@ -253,6 +290,8 @@ def update_args(timer: Timer, expect: frozenset[Status]) -> tuple[Any, ...]:
         t.last_status_code,
         t.last_error,
         sorted(s.value for s in expect),
+        claimant,
+        read_at,
     )
 
 
@@ -273,8 +312,13 @@ def outcome_rounds(outcomes: Sequence[tuple[Timer, Attempt]]) -> list[list[tuple
     return rounds
 
 
-def outcome_args(outcomes: Sequence[tuple[Timer, Attempt]], kept: int) -> list[Any]:
-    """The arguments of RECORD_OUTCOMES (one round: one outcome per timer)."""
+def outcome_args(
+    outcomes: Sequence[tuple[Timer, Attempt]], kept: int, claimant: str | None = None
+) -> list[Any]:
+    """The arguments of RECORD_OUTCOMES (one round: one outcome per timer).
+
+    `claimant` None: the store never claims, so any live timer takes its outcome.
+    """
     ts = [t for t, _ in outcomes]
     attempts = [a for _, a in outcomes]
     return [
@@ -295,6 +339,7 @@ def outcome_args(outcomes: Sequence[tuple[Timer, Attempt]], kept: int) -> list[A
         [a.error for a in attempts],
         [a.outcome.value for a in attempts],
         kept,
+        claimant,
     ]
 
 

@@ -48,6 +48,12 @@ class _Step:
     statement: str
     args: Sequence[Any]
     owner: _Write | None = None
+    rows: int | None = None
+    """The row count it must have, or the transaction fails (KeyTaken)."""
+
+
+class KeyTaken(Exception):
+    """An idempotency key written by another node within the retention: nothing is written."""
 
 
 class GroupWriter:
@@ -60,9 +66,15 @@ class GroupWriter:
         *,
         attempts_kept: int,
         write_queue_max: int,
+        idempotency_retention_s: float,
+        claimant: str,
+        strict_claims: bool,
         on_commit: Callable[[float, int], None] | None = None,
     ) -> None:
         self._pool = pool
+        self._retention_s = idempotency_retention_s
+        self._claimant = claimant
+        self._outcome_claimant = claimant if strict_claims else None
         self._connector = connector
         self._attempts_kept = attempts_kept
         self._write_queue_max = write_queue_max
@@ -145,7 +157,7 @@ class GroupWriter:
         started = time.perf_counter()
         try:
             results = await self._transaction(batch)
-        except asyncpg.UniqueViolationError as exc:
+        except (asyncpg.UniqueViolationError, KeyTaken) as exc:
             if len(batch) == 1:
                 self._settle_error(batch[0], exc)
                 return
@@ -176,6 +188,8 @@ class GroupWriter:
             return
         if isinstance(exc, asyncpg.UniqueViolationError):
             error: TimerdError = Conflict("a timer with that id (or that key) already exists")
+        elif isinstance(exc, KeyTaken):
+            error = Conflict("a request with this Idempotency-Key was answered meanwhile; retry")
         else:
             error = self._connector.unavailable(exc, "take writes")
             log.error("write to %s failed: %s", self._connector.display_url, error)
@@ -189,10 +203,12 @@ class GroupWriter:
                 counts = [sql.row_count(await conn.execute(steps[0].statement, *steps[0].args))]
             else:
                 async with conn.transaction():
-                    counts = [
-                        sql.row_count(await conn.execute(step.statement, *step.args))
-                        for step in steps
-                    ]
+                    counts = []
+                    for step in steps:
+                        count = sql.row_count(await conn.execute(step.statement, *step.args))
+                        if step.rows is not None and count != step.rows:
+                            raise KeyTaken  # rolls back the whole batch; each runs alone
+                        counts.append(count)
         owned = {id(s.owner): n for s, n in zip(steps, counts, strict=True) if s.owner}
         results: list[Any] = []
         for write in batch:
@@ -228,19 +244,29 @@ class GroupWriter:
             keys = {(k.route, k.key): k for w in run if (k := w.args[1]) is not None}
             if keys:
                 # an expired key the purge has not reached yet is replaced, not a conflict
-                args = sql.idempotency_arrays(list(keys.values()))
-                steps.append(_Step(sql.UPSERT_IDEMPOTENCY, args))
+                args = [*sql.idempotency_arrays(list(keys.values())), self._retention_s]
+                steps.append(_Step(sql.UPSERT_IDEMPOTENCY, args, rows=len(keys)))
             return steps
         if kind == "attempts":
             outcomes = [o for w in run for o in w.args[0]]
             return [
-                _Step(sql.RECORD_OUTCOMES, sql.outcome_args(round_, self._attempts_kept))
+                _Step(
+                    sql.RECORD_OUTCOMES,
+                    sql.outcome_args(round_, self._attempts_kept, self._outcome_claimant),
+                )
                 for round_ in sql.outcome_rounds(outcomes)
             ]
         if kind == "insert_missing":
             return [_Step(sql.INSERT_MISSING, sql.timer_arrays(w.args[0]), w) for w in run]
-        if kind == "update_if":
-            return [_Step(sql.UPDATE_IF, sql.update_args(*w.args), w) for w in run]
+        if kind == "update_if":  # (timer, expect) or (timer, expect, updated_at read)
+            return [
+                _Step(
+                    sql.UPDATE_IF,
+                    sql.update_args(w.args[0], w.args[1], self._claimant, *w.args[2:]),
+                    w,
+                )
+                for w in run
+            ]
         if kind == "purge":
             return [_Step(sql.PURGE_IDEMPOTENCY, w.args, w) for w in run]
         raise ValueError(f"unknown write kind {kind!r}")

@@ -9,14 +9,15 @@ import logging
 import os
 import sqlite3
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import aiosqlite
 
+from timerd.cursor import Cursor
 from timerd.errors import DatabaseError, TimerdError
 from timerd.models import Timer
-from timerd.store.claims import LocalClaims
+from timerd.store.claims import ClaimResult, LocalClaims, check_due
 from timerd.store.folders import make_private_dirs
 from timerd.store.migrations import migrate
 from timerd.store.sqlite.reads import SqliteReads
@@ -72,6 +73,7 @@ class SqliteStore(SqliteWriter, SqliteReads):
     ) -> None:
         self.path = path
         self.claims = LocalClaims()  # one process owns a SQLite database (see locking)
+        self.shared = False
         self._synchronous = synchronous
         self._attempts_kept = attempts_kept
         self._write_queue_max = write_queue_max
@@ -184,3 +186,22 @@ class SqliteStore(SqliteWriter, SqliteReads):
             self._writer_thread.shutdown(wait=True)
             self._writer_thread = None
         self._writer_conn = None
+
+    # claims: one process owns the file, so they live in this process -----------------------
+
+    async def claim_due(self, due: Sequence[Cursor]) -> ClaimResult:
+        """Claim in this process the due entries whose rows still say so (one owner: no lease)."""
+        rows = {t.id: t for t in await self.get_timers([tid for _, tid in due])}
+        return check_due(due, rows, self.claims)
+
+    async def release_claims(self, timer_ids: Sequence[str]) -> None:
+        """Free this process's claims on `timer_ids`."""
+        for timer_id in timer_ids:
+            self.claims.release(timer_id)
+
+    async def change_timer(self, before: Timer, after: Timer) -> bool:
+        """Replace the row by `after` if its status is still `before`'s (claims do the rest)."""
+        return await self.update_timer(after, frozenset({before.status}))
+
+    def watch_ownership(self, changed: Callable[[], None]) -> None:
+        """Nothing to watch: this process owns every timer of the file."""
