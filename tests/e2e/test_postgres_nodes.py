@@ -117,20 +117,6 @@ async def test_nodes_list_each_other_and_the_dead_go(
     assert took <= LEASE_S + 1.5, f"the killed node stayed {took:.2f} s"
 
 
-async def test_a_clock_off_by_more_than_max_clock_skew_s_refuses_to_start(
-    pg_url: str, tmp_path: Path
-) -> None:
-    # the real offset of this machine's clock from the database's is never exactly 0
-    node = Daemon(pg_url, "--max-clock-skew-s", "1e-9", env=QUIET, home=tmp_path)
-    with pytest.raises(DaemonStartError) as caught:
-        await node.start()
-    assert caught.value.returncode == 1
-    lines = [line for line in caught.value.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, caught.value.stderr
-    assert "max_clock_skew_s" in lines[0]
-    assert "NTP" in lines[0]
-
-
 async def test_the_password_is_never_printed_or_logged(
     pg_cluster: PgCluster,
     pg_url: str,

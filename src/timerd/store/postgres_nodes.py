@@ -51,7 +51,9 @@ LIVE = (
 DATABASE_CLOCK = "SELECT extract(epoch from clock_timestamp())::float8"
 
 
-async def measure_offset(conn: asyncpg.pool.PoolConnectionProxy, samples: int) -> float:
+async def measure_offset(
+    conn: asyncpg.pool.PoolConnectionProxy, samples: int, now: Callable[[], float] = time.time
+) -> float:
     """Return this machine's clock minus the database's, in seconds.
 
     Each reading is set against the middle of its round trip; the reading with the
@@ -59,9 +61,9 @@ async def measure_offset(conn: asyncpg.pool.PoolConnectionProxy, samples: int) -
     """
     best_offset, best_rtt = 0.0, float("inf")
     for _ in range(samples):
-        before = time.time()
+        before = now()
         database = float(await conn.fetchval(DATABASE_CLOCK))
-        after = time.time()
+        after = now()
         if after - before < best_rtt:
             best_offset, best_rtt = (before + after) / 2 - database, after - before
     return best_offset
@@ -79,8 +81,11 @@ class PostgresNodes:
         lease_s: float,
         max_clock_skew_s: float,
         on_offset: Callable[[float], None] | None = None,
+        now: Callable[[], float] = time.time,
     ) -> None:
+        """`now` is this node's wall clock (the one its timers fire by); tests shift it."""
         self._connector = Connector(url)  # PostgresDriverMissing here
+        self._now = now
         self.node_id = node_id
         self._version = version
         self._lease_s = lease_s
@@ -97,7 +102,7 @@ class PostgresNodes:
         self._pool = await self._connector.pool(2)
         try:
             async with self._pool.acquire() as conn:
-                offset = await measure_offset(conn, START_SAMPLES)
+                offset = await measure_offset(conn, START_SAMPLES, self._now)
                 self._note_offset(offset)
                 if abs(offset) > self._max_skew_s:
                     raise ClockSkew(
@@ -161,7 +166,7 @@ class PostgresNodes:
             try:
                 async with self._pool.acquire() as conn:
                     await conn.execute(HEARTBEAT, self.node_id, self._version)
-                    self._note_offset(await measure_offset(conn, BEAT_SAMPLES))
+                    self._note_offset(await measure_offset(conn, BEAT_SAMPLES, self._now))
             except self._connector.errors as exc:
                 log.warning(
                     "node %s heartbeat to %s failed: %s",
