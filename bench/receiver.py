@@ -32,10 +32,16 @@ class Log:
     def __init__(self) -> None:
         self.arrivals: dict[str, list[tuple[float, float, int]]] = {}
         self.total = 0
+        self.by_node: dict[str, int] = {}
+        """Arrivals by the sender's Timerd-Node header: how the work spread over nodes."""
 
-    def add(self, timer_id: str, arrival: float, fire_at: float, attempt: int) -> None:
+    def add(
+        self, timer_id: str, arrival: float, fire_at: float, attempt: int, node: str = ""
+    ) -> None:
         self.total += 1
         self.arrivals.setdefault(timer_id, []).append((arrival, fire_at, attempt))
+        if node:
+            self.by_node[node] = self.by_node.get(node, 0) + 1
 
     def summary(self) -> dict[str, Any]:
         """Count, duplicates and lateness of each id's first arrival, in milliseconds."""
@@ -54,6 +60,7 @@ class Log:
             "late_p99_ms": round(percentile(lateness, 99) * 1e3, 3),
             "late_max_ms": round(lateness[-1] * 1e3, 3) if lateness else 0.0,
             "late_min_ms": round(lateness[0] * 1e3, 3) if lateness else 0.0,
+            "by_node": dict(sorted(self.by_node.items())),
         }
 
 
@@ -104,7 +111,7 @@ class _Server(asyncio.Protocol):
             attempt = int(headers.get("timerd-attempt", "1"))
         except ValueError:
             fire_at, attempt = float("nan"), 1
-        self.log.add(timer_id, arrival, fire_at, attempt)
+        self.log.add(timer_id, arrival, fire_at, attempt, headers.get("timerd-node", ""))
         self.transport.write(_OK)
 
 

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+import pgreport
 from stats import median
 
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -111,6 +112,7 @@ def table(lines: list[dict[str, Any]]) -> str:
         parts.append(
             "\ntimerd target: 10M pending in < 250 MB RSS; boot < 1 s at 10M, within 2x of 10k"
         )
+    parts.append(pgreport.table(lines))
     return "\n".join(parts)
 
 

@@ -12,6 +12,7 @@ measured *in the same run*; the table's ratio is the median of those per-run rat
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime
 import json
 import os
@@ -28,10 +29,12 @@ from typing import Any
 
 import boot
 import diskprobe
+import pgcluster
+import pgscenarios
 import procs
 import report
 import scenarios
-from targets import ALL, BENCH, DEFAULT, Target, unavailable
+from targets import ALL, BENCH, DEFAULT, PgTarget, Target, unavailable
 
 Scenario = Callable[[scenarios.Bench, Target], Awaitable[dict[str, Any]]]
 
@@ -108,22 +111,75 @@ async def bench(args: argparse.Namespace, sink: Any) -> list[dict[str, Any]]:
     lines: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="timerd-bench-", dir=args.workdir) as tmp:
         ctx = scenarios.Bench(sizes, Path(tmp))
-        for run in range(1, args.runs + 1):
-            for name in names:
-                if name == "scale" and run > args.scale_runs:
-                    continue
-                base: dict[str, Any] = {}
-                base_first = sorted(targets, key=lambda t: t.name != RATIO_BASE.get(name))
-                for target in base_first:
-                    if name not in target.scenarios:
+        ctx.pg = await start_postgres(targets, sink)
+        try:
+            for run in range(1, args.runs + 1):
+                for name in names:
+                    if name == "scale" and run > args.scale_runs:
                         continue
-                    line = await one(ctx, name, target, run, args.smoke)
-                    if RATIO_BASE.get(name) == target.name:
-                        base = line
-                    elif name in RATIO_BASE and base:
-                        add_ratios(line, base, RATIO_BASE[name])
-                    emit(line, sink)
-                    lines.append(line)
+                    lines += await one_scenario(ctx, name, targets, run, args.smoke, sink)
+        finally:
+            if ctx.pg is not None:
+                ctx.pg.stop()
+    return lines
+
+
+async def start_postgres(targets: list[Target], sink: Any) -> pgcluster.BenchCluster | None:
+    """Start the throwaway PostgreSQL when a target needs it; else drop those targets, loudly."""
+    wanted = [t for t in targets if isinstance(t, PgTarget)]
+    if not wanted:
+        return None
+    why = pgcluster.why_not()
+    cluster = None
+    if why is None:
+        try:
+            cluster = await asyncio.to_thread(pgcluster.start)
+            await pgcluster.enable_statements(cluster)
+        except Exception as exc:
+            if cluster is not None:
+                cluster.stop()
+            cluster, why = None, f"the throwaway PostgreSQL did not start: {exc}"
+    if cluster is None:
+        for target in wanted:
+            print(f"skipping target {target.name}: {why}", file=sys.stderr)
+            emit({"kind": "skip", "target": target.name, "reason": why}, sink)
+            targets.remove(target)
+        return None
+    emit({"kind": "postgres", "started_in_s": round(cluster.cluster.started_in_s, 2),
+          "durable": True, "pinned_cpu": procs.SERVER_CPU}, sink)  # fmt: skip
+    return cluster
+
+
+async def one_scenario(
+    ctx: scenarios.Bench, name: str, targets: list[Target], run: int, smoke: bool, sink: Any
+) -> list[dict[str, Any]]:
+    """Every target on scenario `name` once; ratios to the bases measured just before."""
+    lines: list[dict[str, Any]] = []
+    base: dict[str, Any] = {}
+    same_run: dict[str, dict[str, Any]] = {}
+    # the ratio bases first, then the SQLite daemon, then the nodes by count
+    in_order = sorted(
+        targets,
+        key=lambda t: (
+            t.name != RATIO_BASE.get(name),
+            t.name != "timerd",
+            t.nodes if isinstance(t, PgTarget) else 0,
+        ),
+    )
+    for target in in_order:
+        if name not in target.scenarios:
+            continue
+        line = await one(ctx, name, target, run, smoke)
+        if RATIO_BASE.get(name) == target.name:
+            base = line
+        elif name in RATIO_BASE and base:
+            add_ratios(line, base, RATIO_BASE[name])
+        if isinstance(target, PgTarget):
+            pgscenarios.compare(line, same_run)
+        if "error" not in line:
+            same_run[target.name] = line
+        emit(line, sink)
+        lines.append(line)
     return lines
 
 
@@ -143,7 +199,8 @@ async def one(
     started, cores = time.monotonic(), procs.cpu_times()
     head = {"kind": "run", "scenario": name, "target": target.name, "run": run, "smoke": smoke}
     try:
-        figures = await SCENARIOS[name](ctx, target)
+        scenario = pgscenarios.SCENARIOS[name] if isinstance(target, PgTarget) else SCENARIOS[name]
+        figures = await scenario(ctx, target)
     except Exception as exc:
         traceback.print_exc()
         figures = {"error": f"{type(exc).__name__}: {exc}"}

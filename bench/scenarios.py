@@ -15,11 +15,14 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import loadgen
 import procs
 from targets import BENCH, Target
+
+if TYPE_CHECKING:
+    from pgcluster import BenchCluster
 
 FAR = {"hours": 8760, "url": "http://127.0.0.1:9/never"}
 """A create body due in a year: creates that must not fire during the run."""
@@ -82,6 +85,8 @@ class Bench:
 
     sizes: Sizes
     workdir: Path
+    pg: BenchCluster | None = None
+    """The throwaway PostgreSQL, started only when a PostgreSQL target runs."""
 
     def fresh_dir(self, label: str) -> Path:
         path = self.workdir / f"{label}-{time.monotonic_ns()}"

@@ -31,9 +31,16 @@ class Target:
     env: dict[str, str] = field(default_factory=dict)
     python: str = sys.executable
 
-    def command(self, db: Path) -> list[str]:
+    def command(self, db: Path | str) -> list[str]:
         """The full command line for a server on `db`, port chosen by the OS."""
         return [*self.argv, "--port", "0", "--db", str(db)]
+
+
+@dataclass(frozen=True)
+class PgTarget(Target):
+    """timerd nodes sharing one fresh PostgreSQL database (bench/pgscenarios.py runs them)."""
+
+    nodes: int = 1
 
 
 def _peer(name: str, script: str, scenarios: frozenset[str], *extra: str) -> Target:
@@ -82,6 +89,17 @@ ALL["timerd-baseline"] = Target(
     env={**TIMERD_ENV, "PYTHONPATH": os.environ.get("TIMERD_BENCH_BASELINE", "")},
 )
 
+# one, two and three nodes on the bench's throwaway PostgreSQL; creates go round robin
+for _nodes in (1, 2, 3):
+    _name = "timerd-pg" if _nodes == 1 else f"timerd-pg{_nodes}"
+    ALL[_name] = PgTarget(
+        _name,
+        (_timerd_exe(), "serve"),
+        frozenset({"create", "burst", "steady"}),
+        env=TIMERD_ENV,
+        nodes=_nodes,
+    )
+
 DEFAULT = ("ceiling", "timerd", "polling", "apscheduler", "apscheduler-nograce", "sqlite")
 
 
@@ -103,7 +121,7 @@ def unavailable(target: Target) -> str | None:
             )
     if target.name == "timerd-baseline" and not os.environ.get("TIMERD_BENCH_BASELINE"):
         return "set TIMERD_BENCH_BASELINE to the src folder of the checkout to compare with"
-    if target.name == "timerd":
+    if target.name == "timerd" or isinstance(target, PgTarget):
         probe = subprocess.run(
             [sys.executable, "-c", "import timerd.daemon.app, timerd.cli"],
             capture_output=True,
