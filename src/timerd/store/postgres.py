@@ -21,6 +21,7 @@ from timerd.models import Attempt, Outcome, Status, Timer
 from timerd.store import postgres_sql as sql
 from timerd.store.base import IdempotencyRecord
 from timerd.store.claims import ClaimResult, LocalClaims
+from timerd.store.lookups import CoalescedLookups
 from timerd.store.nodes import NodeRegistry
 from timerd.store.postgres_claims import PostgresClaims
 from timerd.store.postgres_connect import (
@@ -90,8 +91,7 @@ class PostgresStore:
         self._writer_pool: asyncpg.Pool | None = None
         self._writer: GroupWriter | None = None
         self._readers: asyncpg.Pool | None = None
-        self._lookups: dict[str, list[asyncio.Future[Timer | None]]] = {}
-        self._lookup_task: asyncio.Task[None] | None = None
+        self._lookups = CoalescedLookups(self.get_timers)
 
     @property
     def queued_writes(self) -> int:
@@ -239,30 +239,7 @@ class PostgresStore:
 
         Lookups that arrive in the same turn of the event loop share one query.
         """
-        future: asyncio.Future[Timer | None] = asyncio.get_running_loop().create_future()
-        self._lookups.setdefault(timer_id, []).append(future)
-        if self._lookup_task is None:
-            self._lookup_task = asyncio.create_task(self._run_lookups())
-        return await future
-
-    async def _run_lookups(self) -> None:
-        try:
-            while self._lookups:
-                batch, self._lookups = self._lookups, {}
-                try:
-                    found = {t.id: t for t in await self.get_timers(list(batch))}
-                except Exception as exc:  # hand the failure to every waiting caller
-                    for futures in batch.values():
-                        for future in futures:
-                            if not future.done():
-                                future.set_exception(exc)
-                    continue
-                for timer_id, futures in batch.items():
-                    for future in futures:
-                        if not future.done():
-                            future.set_result(found.get(timer_id))
-        finally:
-            self._lookup_task = None
+        return await self._lookups.get(timer_id)
 
     async def get_timers(self, timer_ids: Sequence[str]) -> list[Timer]:
         """Return the existing timers among `timer_ids`."""

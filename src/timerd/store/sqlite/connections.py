@@ -17,8 +17,8 @@ from pathlib import Path
 import aiosqlite
 
 from timerd.errors import DatabaseError
-from timerd.models import Timer
 from timerd.store.claims import LocalClaims
+from timerd.store.lookups import CoalescedLookups
 from timerd.store.sqlite.statements import Write
 
 
@@ -45,8 +45,7 @@ class SqliteParts:
     _closing: bool
     _counter: aiosqlite.Connection | None
     _point_reader: sqlite3.Connection | None
-    _lookups: dict[str, list[asyncio.Future[Timer | None]]]
-    _lookup_task: asyncio.Task[None] | None
+    _lookups: CoalescedLookups
 
     def _open_plain(
         self, target: str, setup: Sequence[str], *, thread_bound: bool = True

@@ -5,7 +5,6 @@ WAL lets them run beside the writer; none of them waits for a commit.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from collections.abc import Collection, Sequence
@@ -54,30 +53,7 @@ class SqliteReads(SqliteParts):
         one query: the read-side twin of group commit (one query per GET, even on the
         loop's own thread, cost more CPU per GET).
         """
-        future: asyncio.Future[Timer | None] = asyncio.get_running_loop().create_future()
-        self._lookups.setdefault(timer_id, []).append(future)
-        if self._lookup_task is None:
-            self._lookup_task = asyncio.create_task(self._run_lookups())
-        return await future
-
-    async def _run_lookups(self) -> None:
-        try:
-            while self._lookups:
-                batch, self._lookups = self._lookups, {}
-                try:
-                    found = {t.id: t for t in await self.get_timers(list(batch))}
-                except Exception as exc:  # hand the failure to every waiting caller
-                    for futures in batch.values():
-                        for future in futures:
-                            if not future.done():
-                                future.set_exception(exc)
-                    continue
-                for timer_id, futures in batch.items():
-                    for future in futures:
-                        if not future.done():
-                            future.set_result(found.get(timer_id))
-        finally:
-            self._lookup_task = None
+        return await self._lookups.get(timer_id)
 
     async def get_timers(self, timer_ids: Sequence[str]) -> list[Timer]:
         """Return the existing timers among `timer_ids`."""

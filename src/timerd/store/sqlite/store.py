@@ -19,6 +19,7 @@ from timerd.errors import DatabaseError, TimerdError
 from timerd.models import Timer
 from timerd.store.claims import ClaimResult, LocalClaims, check_due
 from timerd.store.folders import make_private_dirs
+from timerd.store.lookups import CoalescedLookups
 from timerd.store.migrations import migrate
 from timerd.store.sqlite.reads import SqliteReads
 from timerd.store.sqlite.statements import (
@@ -95,8 +96,7 @@ class SqliteStore(SqliteWriter, SqliteReads):
         self._closing = False
         self._counter: aiosqlite.Connection | None = None
         self._point_reader: sqlite3.Connection | None = None
-        self._lookups: dict[str, list[asyncio.Future[Timer | None]]] = {}
-        self._lookup_task: asyncio.Task[None] | None = None
+        self._lookups = CoalescedLookups(self.get_timers)
 
     @property
     def queued_writes(self) -> int:
