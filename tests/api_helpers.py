@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import time
 from typing import Any
 
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
+
+from tests.waiting import eventually
 
 Client = TestClient[Any, Any]
 PROBLEM = "application/problem+json"
@@ -64,28 +64,30 @@ async def wait_status(
     client: Client, timer_id: str, *statuses: str, timeout_s: float = 10.0
 ) -> dict[str, Any]:
     """Poll GET /timers/<id> until its status is one of `statuses`, or fail at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        timer = await get_timer(client, timer_id)
-        if timer["status"] in statuses:
-            return timer
-        assert time.monotonic() < deadline, f"still {timer['status']}, wanted {statuses}"
-        await asyncio.sleep(0.02)
+    seen: dict[str, Any] = {}
+
+    async def reached() -> bool:
+        seen.update(await get_timer(client, timer_id))
+        return seen["status"] in statuses
+
+    await eventually(reached, f"timer {timer_id} to be one of {statuses}", timeout_s)
+    return seen
 
 
 async def wait_attempts(
     client: Client, timer_id: str, count: int, timeout_s: float = 10.0
 ) -> list[dict[str, Any]]:
     """Poll GET /timers/<id>/attempts until it holds `count` entries."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+    attempts: list[dict[str, Any]] = []
+
+    async def enough() -> bool:
         resp = await client.get(f"/timers/{timer_id}/attempts")
         assert resp.status == 200, await resp.text()
-        attempts: list[dict[str, Any]] = (await resp.json())["attempts"]
-        if len(attempts) >= count:
-            return attempts
-        assert time.monotonic() < deadline, f"{len(attempts)} attempts, wanted {count}"
-        await asyncio.sleep(0.02)
+        attempts[:] = (await resp.json())["attempts"]
+        return len(attempts) >= count
+
+    await eventually(enough, f"{count} attempts of timer {timer_id}", timeout_s)
+    return attempts
 
 
 async def all_timers(client: Client, query: str = "", limit: int = 1000) -> list[dict[str, Any]]:

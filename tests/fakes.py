@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from tests.waiting import eventually
+
 
 class FakeClock:
     """Wall time that only moves when the test says so; waits end when time passes them."""
@@ -50,10 +52,8 @@ class FakeClock:
 
 async def settle(condition: object = None, timeout_s: float = 5.0) -> None:
     """Let the event loop run until `condition()` is true (or just a few turns)."""
-    async with asyncio.timeout(timeout_s):
-        if condition is None:
-            for _ in range(5):
-                await asyncio.sleep(0)
-            return
-        while not condition():  # type: ignore[operator]
-            await asyncio.sleep(0.001)
+    if condition is None:
+        for _ in range(5):
+            await asyncio.sleep(0)
+        return
+    await eventually(condition, "the condition to hold", timeout_s, interval_s=0.001)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from click.testing import CliRunner
 
+from tests.waiting import eventually
 from timerd.cli.group import cli
 from timerd.config import Settings
 from timerd.errors import DatabaseError
@@ -52,8 +53,8 @@ async def test_backup_while_the_daemon_writes_holds_every_acknowledged_timer(
     task = asyncio.create_task(writer())
     try:
         for round_no in range(5):
-            while len(acknowledged) < (round_no + 1) * 100:
-                await asyncio.sleep(0.01)
+            wanted = (round_no + 1) * 100
+            await eventually(lambda: len(acknowledged) >= wanted, f"{wanted} creates", 30, 0.01)  # noqa: B023
             before = set(acknowledged)  # every 201 answered before the backup started
             target = tmp_path / "backups" / f"copy-{round_no}.db"
             target.parent.mkdir(exist_ok=True)

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from click.testing import CliRunner, Result
 
 from tests.conftest import Receiver
+from tests.waiting import eventually
 from timerd.cli.group import cli
 from timerd.config import Settings
 from timerd.metrics import Metrics
@@ -124,14 +125,15 @@ async def test_stats_prints_the_headline_figures(api: Client, receiver: Receiver
         assert resp.status == 201
     await receiver.wait_for(1)
     addr = str(api.make_url("")).rstrip("/")
-    async with asyncio.timeout(5):
-        while True:
-            result = await _ainvoke("stats", "--addr", addr, "--json")
-            assert result.exit_code == 0, result.output
-            data = json.loads(result.stdout)
-            if data["deliveries"]["delivered"] == 1:
-                break
-            await asyncio.sleep(0.05)
+    data: dict[str, Any] = {}
+
+    async def delivered() -> bool:
+        result = await _ainvoke("stats", "--addr", addr, "--json")
+        assert result.exit_code == 0, result.output
+        data.update(json.loads(result.stdout))
+        return bool(data["deliveries"]["delivered"] == 1)
+
+    await eventually(delivered, "stats to count the delivery", timeout_s=5)
     assert data["addr"] == addr
     assert data["created"] == 2
     assert data["lateness_s"]["count"] == 1

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from click.testing import CliRunner
 
 from tests.conftest import Receiver, make_settings
+from tests.waiting import eventually
 from timerd.cli.group import cli
 from timerd.daemon.app import build_app
 from timerd.daemon.logs import configure_logging
@@ -104,9 +105,7 @@ async def test_credentials_are_redacted_in_delivery_logs(
     assert resp.status == 201
     hit = (await receiver.wait_for(1))[0]
     assert hit.headers.get("Authorization", "").startswith("Basic ")  # the URL's credentials work
-    async with asyncio.timeout(5):
-        while "outcome=delivered" not in caplog.text:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: "outcome=delivered" in caplog.text, "the delivery's log line", 5)
     assert "***@127.0.0.1" in caplog.text
     assert PASSWORD not in caplog.text
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import Receiver, make_settings
+from tests.waiting import eventually
 from timerd.api.app_keys import SERVICE
 from timerd.daemon.app import build_app
 from timerd.firing.live_count import LiveCount
@@ -55,9 +55,7 @@ async def test_fired_timers_leave_the_count(make_api: MakeApi, receiver: Receive
     assert (await client.post("/timers", json={"seconds": 0, "url": receiver.url})).status == 201
     await receiver.wait_for(1)
     service = client.server.app[SERVICE]
-    async with asyncio.timeout(5):
-        while service.pending.value:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: not service.pending.value, "the live count to drop to 0", 5)
     assert (await client.post("/timers", json=FAR)).status == 201
 
 
@@ -71,9 +69,8 @@ async def test_the_count_is_rebuilt_from_the_store_at_boot(
 
     second = await aiohttp_client(build_app(make_settings(tmp_path, max_pending=3)))
     service = second.server.app[SERVICE]
-    async with asyncio.timeout(5):  # counted in the background, right after boot
-        while service.pending.value < 3:
-            await asyncio.sleep(0.01)
+    # counted in the background, right after boot
+    await eventually(lambda: service.pending.value >= 3, "the boot count of live timers", 5)
     await _problem(await second.post("/timers", json=FAR), 429)
 
 

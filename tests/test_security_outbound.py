@@ -6,7 +6,6 @@ a forbidden one next. No test connects anywhere but 127.0.0.1.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import socket
 import time
@@ -18,6 +17,7 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestClient
 
+from tests.api_helpers import wait_status
 from tests.conftest import Receiver, make_settings
 from timerd.config import Settings
 from timerd.daemon.app import build_app
@@ -277,12 +277,7 @@ def _public_settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 
 async def _wait_final(client: TestClient[Any, Any], tid: str) -> dict[str, Any]:
-    async with asyncio.timeout(10):
-        while True:
-            data: dict[str, Any] = await (await client.get(f"/timers/{tid}")).json()
-            if data["status"] in ("fired", "failed"):
-                return data
-            await asyncio.sleep(0.02)
+    return await wait_status(client, tid, "fired", "failed")
 
 
 @pytest.mark.parametrize("rebound", ["169.254.169.254", "127.0.0.2", "10.0.0.5"])

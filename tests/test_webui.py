@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import Receiver
+from tests.waiting import eventually
 from timerd.api.openapi import openapi_document
 from timerd.api.webui import is_public_path, load_assets, newest_timers
 from timerd.models import Status, Timer
@@ -113,9 +113,11 @@ async def test_summary_shows_counts_next_recent_and_figures(
     sooner = await create(seconds=60, url=receiver.url)
     fired = await create(seconds=0, url=receiver.url)
     await receiver.wait_for(1)
-    async with asyncio.timeout(5):
-        while (await (await api.get(f"/timers/{fired}")).json())["status"] != "fired":
-            await asyncio.sleep(0.02)
+
+    async def is_fired() -> bool:
+        return bool((await (await api.get(f"/timers/{fired}")).json())["status"] == "fired")
+
+    await eventually(is_fired, "the due timer to fire", timeout_s=5)
 
     resp = await api.get("/ui/summary.json")
     assert resp.status == 200

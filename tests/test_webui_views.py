@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +18,7 @@ from tests.api_helpers import (
     wait_status,
 )
 from tests.conftest import Hit, Receiver
+from tests.waiting import eventually
 from timerd import browse as queries
 
 MakeApi = Callable[..., Awaitable[Client]]
@@ -284,9 +284,11 @@ async def test_fire_again_of_a_group_fires_them_concurrently(
     )
     assert resp.status == 201
     await receiver.wait_for(300)
-    async with asyncio.timeout(10):
-        while (await _failures(client, "error"))["groups"][0]["count"] < 300:
-            await asyncio.sleep(0.05)
+
+    async def all_failed() -> bool:
+        return bool((await _failures(client, "error"))["groups"][0]["count"] >= 300)
+
+    await eventually(all_failed, "300 failures in one group")
     resp = await client.post("/ui/failures/fire", json={"group": {"by": "host", "key": "x"}})
     assert await resp.json() == {"asked": 0, "fired": 0, "skipped": []}
     host = receiver.url.removeprefix("http://").split("/")[0]

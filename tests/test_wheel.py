@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import Receiver
+from tests.waiting import eventually
 from timerd import __version__
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -152,12 +153,12 @@ async def test_wheel_installs_into_a_fresh_venv_and_fires_a_timer(
                 timer_id = (await r.json())["id"]
             hits = await receiver.wait_for(1, timeout_s=10)
             assert hits[0].path.endswith(f"/{timer_id}")
-            async with asyncio.timeout(10):
-                while True:
-                    async with http.get(f"{base}/timers/{timer_id}") as resp:
-                        if (await resp.json())["status"] == "fired":
-                            break
-                    await asyncio.sleep(0.05)
+
+            async def is_fired() -> bool:
+                async with http.get(f"{base}/timers/{timer_id}") as resp:
+                    return bool((await resp.json())["status"] == "fired")
+
+            await eventually(is_fired, "the installed daemon's timer to fire")
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)

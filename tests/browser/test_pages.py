@@ -15,6 +15,7 @@ from aiohttp import web
 from tests.browser.conftest import SCREENSHOTS, Tab
 from tests.conftest import Hit, Receiver
 from tests.procs import Daemon
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]  # the first run may install Chromium
 
@@ -43,9 +44,10 @@ async def timer_json(http: aiohttp.ClientSession, base: str, timer_id: str) -> d
 async def wait_status(
     http: aiohttp.ClientSession, base: str, timer_id: str, want: str, timeout_s: float = 15.0
 ) -> None:
-    async with asyncio.timeout(timeout_s):
-        while (await timer_json(http, base, timer_id))["status"] != want:
-            await asyncio.sleep(0.05)
+    async def reached() -> bool:
+        return bool((await timer_json(http, base, timer_id))["status"] == want)
+
+    await eventually(reached, f"timer {timer_id} to be {want}", timeout_s)
 
 
 async def wait_count(
@@ -183,12 +185,12 @@ async def test_fire_again_a_group_of_failures(daemon: Daemon, tab: Tab, receiver
         await refused.get_by_role("button", name="Fire again 1 selected timer").click()
         await confirm(tab, "1 failed timer")
         await page.locator("#toast").filter(has_text="Fired again 1 of 1").wait_for()
-        async with asyncio.timeout(10):  # fired again: a second attempt, failed again
-            while True:
-                async with http.get(f"{base}/timers/{other}/attempts") as resp:
-                    if len((await resp.json())["attempts"]) == 2:
-                        break
-                await asyncio.sleep(0.05)
+
+        async def second_attempt() -> bool:  # fired again: a second attempt, failed again
+            async with http.get(f"{base}/timers/{other}/attempts") as resp:
+                return len((await resp.json())["attempts"]) == 2
+
+        await eventually(second_attempt, "the timer fired again to fail again")
     assert tab.errors == []
 
 

@@ -24,6 +24,7 @@ import pytest
 
 from tests.conftest import Receiver
 from tests.procs import FAST_FLAGS, START_TIMEOUT_S, TIMERD, Daemon, clean_env
+from tests.waiting import eventually
 
 CLI_TIMEOUT_S = 60.0
 
@@ -234,18 +235,7 @@ async def list_all(http: aiohttp.ClientSession, base: str) -> list[dict[str, Any
             return found
 
 
-async def wait_until(
-    check: Callable[[], Awaitable[bool]],
-    what: str,
-    timeout_s: float = 10.0,
-    interval_s: float = 0.02,
-) -> None:
-    """Poll `check` every `interval_s` until it is true; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        await asyncio.sleep(interval_s)
+wait_until = eventually  # the e2e tests' name for it
 
 
 async def wait_status(

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from tests.e2e.conftest import (
     get_attempts,
     get_timer,
 )
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -111,14 +110,13 @@ async def _wait_for(
     http: aiohttp.ClientSession, base: str, tid: str, status: str, attempts: int
 ) -> None:
     """Poll until the timer has `status` and `attempts` history entries (deadline: 20 s)."""
-    deadline = time.monotonic() + 20
-    while True:
-        timer = await get_timer(http, base, tid)
-        history = await get_attempts(http, base, tid)
-        if timer["status"] == status and len(history) == attempts:
-            return
-        assert time.monotonic() < deadline, (timer, history)
-        await asyncio.sleep(0.05)
+    seen: list[Any] = []
+
+    async def reached() -> bool:
+        seen[:] = [await get_timer(http, base, tid), await get_attempts(http, base, tid)]
+        return bool(seen[0]["status"] == status and len(seen[1]) == attempts)
+
+    await eventually(reached, f"timer {tid} to be {status} with {attempts} attempts", 20)
 
 
 async def test_export_then_import_keeps_every_field_and_the_delivery_history(

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from tests import api_helpers
 from tests.conftest import Receiver
 from tests.reliability.campaign import report, size
 
@@ -115,12 +116,7 @@ async def huge_error_body(reader: asyncio.StreamReader, writer: asyncio.StreamWr
 async def wait_status(
     api: TestClient[Any, Any], tid: str, status: str, timeout_s: float
 ) -> dict[str, Any]:
-    async with asyncio.timeout(timeout_s):
-        while True:
-            body: dict[str, Any] = await (await api.get(f"/timers/{tid}")).json()
-            if body["status"] == status:
-                return body
-            await asyncio.sleep(0.02)
+    return await api_helpers.wait_status(api, tid, status, timeout_s=timeout_s)
 
 
 async def create(api: TestClient[Any, Any], url: str, **when: Any) -> str:
