@@ -28,30 +28,15 @@ if [ "${TIMERD_SKIP_POSTGRES:-}" = "1" ]; then
     exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "ensure_postgres: no apt-get here; install PostgreSQL (14+) or PostgreSQL tests fail"
-    exit 0
-fi
-
-SUDO=""
-if [ "$(id -u)" != "0" ]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        SUDO="sudo -n"
-    else
-        echo "ensure_postgres: not root and no password-less sudo; PostgreSQL tests will fail"
-        exit 0
-    fi
-fi
-
-echo "ensure_postgres: installing Debian's postgresql package"
-export DEBIAN_FRONTEND=noninteractive
 # no default cluster: nothing listens on 5432 and no service is left running
-$SUDO mkdir -p /etc/postgresql-common/createcluster.d
-echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.d/timerd-tests.conf >/dev/null
-if $SUDO apt-get update -q >/dev/null && \
-    $SUDO apt-get install -y -q --no-install-recommends postgresql >/dev/null; then
+no_default_cluster() {
+    $SUDO mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false" |
+        $SUDO tee /etc/postgresql-common/createcluster.d/timerd-tests.conf >/dev/null
+}
+
+. "$(dirname "$0")/../apt_install.sh"
+if apt_install ensure_postgres postgresql "the PostgreSQL tests fail" no_default_cluster; then
     found || echo "ensure_postgres: installed, but no initdb found"
-else
-    echo "ensure_postgres: apt-get could not install postgresql; PostgreSQL tests will fail"
 fi
 exit 0
