@@ -295,7 +295,7 @@ class TimerService:
     @property
     def shares_timers(self) -> bool:
         """Tell whether other nodes share this timer set (PostgreSQL), or it is ours alone."""
-        return not isinstance(self.nodes, LocalNodes)
+        return self.store.shared
 
     async def refresh_gauges(self) -> None:
         """Bring the gauges up to date before a scrape (status counts at most every 10 s)."""
